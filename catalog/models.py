@@ -1,0 +1,152 @@
+"""The catalog: Wikidata classes and the images that stand for them, each with its embedding."""
+
+from django.db import models
+from django.db.models import Q
+from pgvector.django import CosineDistance, HnswIndex, VectorField
+
+from .embedding import EMBEDDING_DIM, MODEL_NAME, MODEL_VERSION
+
+
+class WikidataClass(models.Model):
+    """A class of things (what Wikidata items are an "instance of", P31): cat, lighthouse, espresso."""
+
+    qid = models.CharField("QID", max_length=20, unique=True, null=True, blank=True)
+    label = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    enwiki_title = models.CharField("English Wikipedia title", max_length=255, blank=True)
+    instance_count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Items that are instances of it"
+    )
+    main_image = models.ForeignKey(
+        "CatalogImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Wikidata class"
+        verbose_name_plural = "Wikidata classes"
+        ordering = ["label"]
+        constraints = [
+            # Classes imported from a local folder have no QID: their label is their natural key.
+            models.UniqueConstraint(
+                fields=["label"], condition=Q(qid__isnull=True), name="class_label_unique_without_qid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.label} ({self.qid})" if self.qid else self.label
+
+    @property
+    def wikidata_url(self):
+        return f"https://www.wikidata.org/wiki/{self.qid}" if self.qid else None
+
+    @property
+    def wikipedia_url(self):
+        if not self.enwiki_title:
+            return None
+        return "https://en.wikipedia.org/wiki/" + self.enwiki_title.replace(" ", "_")
+
+
+class CatalogImageQuerySet(models.QuerySet):
+    def searchable(self):
+        """Images search may return: not excluded by a curator, and embedded."""
+        return self.exclude(status=CatalogImage.Status.EXCLUDED).filter(embedding__isnull=False)
+
+    def needing_embedding(self):
+        """Images with no vector, or one made by another model than the current one."""
+        current = Q(embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION)
+        return self.filter(Q(embedding__isnull=True) | ~current)
+
+    def stale(self):
+        return self.filter(embedding__isnull=False).exclude(
+            embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION
+        )
+
+    def nearest(self, vector, k=10):
+        """The k searchable images closest to vector by cosine distance, nearest first (HNSW index)."""
+        return (
+            self.searchable()
+            .annotate(distance=CosineDistance("embedding", list(map(float, vector))))
+            .order_by("distance")[:k]
+        )
+
+
+def image_upload_path(instance, filename):
+    # Files are named by content hash: the same picture is stored once, and names never collide.
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "jpg"
+    return f"images/{instance.sha256[:2]}/{instance.sha256}.{ext}"
+
+
+def thumbnail_upload_path(instance, filename):
+    return f"thumbs/{instance.sha256[:2]}/{instance.sha256}.jpg"
+
+
+class CatalogImage(models.Model):
+    class Origin(models.TextChoices):
+        WIKIDATA_P18 = "p18", "Wikidata image (P18)"
+        WIKIPEDIA = "wikipedia", "Wikipedia article"
+        INSTANCE_P18 = "instance", "Image of an instance (gallery)"
+        LOCAL = "local", "Local import"
+        UPLOAD = "upload", "Upload"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        FLAGGED = "flagged", "Flagged for review"
+        EXCLUDED = "excluded", "Excluded"
+
+    wikidata_class = models.ForeignKey(WikidataClass, on_delete=models.CASCADE, related_name="images")
+    file = models.ImageField(upload_to=image_upload_path, width_field="width", height_field="height")
+    thumbnail = models.ImageField(upload_to=thumbnail_upload_path, blank=True)
+    sha256 = models.CharField("content hash (SHA-256)", max_length=64, unique=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    origin_detail = models.CharField(
+        max_length=255, blank=True, help_text="Where it came from: a file path, or the QID of the instance"
+    )
+
+    source_url = models.URLField(max_length=1000, blank=True)
+    commons_file = models.CharField("Commons file name", max_length=255, blank=True)
+    license = models.CharField(max_length=100, blank=True)
+    license_url = models.URLField(max_length=500, blank=True)
+    artist = models.TextField(blank=True)
+    attribution = models.TextField(blank=True)
+    attribution_required = models.BooleanField(null=True, blank=True)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.TextField(blank=True)
+
+    embedding = VectorField(dimensions=EMBEDDING_DIM, null=True, blank=True, editable=False)
+    embedding_model = models.CharField(max_length=64, blank=True)
+    embedding_version = models.CharField(max_length=64, blank=True)
+    embedded_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CatalogImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["wikidata_class__label", "id"]
+        indexes = [
+            # Used by CatalogImageQuerySet.nearest(): approximate cosine nearest neighbours.
+            HnswIndex(
+                name="image_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            # Used by the curation admin's status filter and by searchable().
+            models.Index(fields=["status"], name="image_status"),
+        ]
+
+    def __str__(self):
+        return f"{self.wikidata_class.label} #{self.pk}"
+
+    @property
+    def is_stale(self):
+        return self.embedding is not None and (
+            self.embedding_model != MODEL_NAME or self.embedding_version != MODEL_VERSION
+        )

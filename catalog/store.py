@@ -1,0 +1,106 @@
+"""Storing images in the catalog: one file per distinct content, one row per file, never half-written."""
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from PIL import Image
+
+from .embedding import MODEL_NAME, MODEL_VERSION, get_embedder
+from .imagefile import open_image
+from .models import CatalogImage
+
+THUMBNAIL_SIZE = (320, 320)
+FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+
+
+def content_hash(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class ImageCandidate:
+    """An image decoded and checked, ready to be embedded and saved."""
+
+    data: bytes
+    sha256: str
+    image: Image.Image
+    extension: str
+    metadata: dict = field(default_factory=dict)
+
+
+def prepare(data, **metadata):
+    """Decode untrusted bytes into a candidate; raises catalog.imagefile.ImageError when they are no image."""
+    image = open_image(data)
+    with Image.open(io.BytesIO(data)) as original:
+        extension = FORMAT_EXTENSIONS.get(original.format, "img")
+    return ImageCandidate(data, content_hash(data), image, extension, metadata)
+
+
+def embed(candidates):
+    """Vectors for candidates, in one batched pass through the model."""
+    if not candidates:
+        return []
+    return get_embedder().embed([c.image for c in candidates])
+
+
+def set_embedding(image, vector):
+    image.embedding = vector
+    image.embedding_model = MODEL_NAME
+    image.embedding_version = MODEL_VERSION
+    image.embedded_at = timezone.now()
+
+
+def save(wikidata_class, candidate, vector):
+    """Write the files and the row together; returns (image, created). An existing hash wins."""
+    existing = CatalogImage.objects.filter(sha256=candidate.sha256).first()
+    if existing:
+        return existing, False
+    image = CatalogImage(wikidata_class=wikidata_class, sha256=candidate.sha256, **candidate.metadata)
+    if vector is not None:
+        set_embedding(image, vector)
+    try:
+        with transaction.atomic():
+            image.file.save(
+                f"{candidate.sha256}.{candidate.extension}", ContentFile(candidate.data), save=False
+            )
+            image.thumbnail.save("thumb.jpg", ContentFile(thumbnail_bytes(candidate.image)), save=False)
+            image.save()
+    except IntegrityError:
+        # Another process stored the same content meanwhile; its row and file are the ones to keep.
+        _delete_files(image)
+        return CatalogImage.objects.get(sha256=candidate.sha256), False
+    except BaseException:
+        _delete_files(image)
+        raise
+    return image, True
+
+
+def add_image(wikidata_class, data, **metadata):
+    """Decode, embed and store one image; returns (image, created)."""
+    sha = content_hash(data)
+    existing = CatalogImage.objects.filter(sha256=sha).first()
+    if existing:
+        return existing, False
+    candidate = prepare(data, **metadata)
+    return save(wikidata_class, candidate, embed([candidate])[0])
+
+
+def thumbnail_bytes(image):
+    thumb = image.copy()
+    thumb.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    thumb.save(out, format="JPEG", quality=85, optimize=True)
+    return out.getvalue()
+
+
+def _delete_files(image):
+    # Names are content-addressed, so a file another row already references must stay.
+    for field_file in (image.file, image.thumbnail):
+        name = field_file.name
+        if name and not CatalogImage.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
+            field_file.storage.delete(name)

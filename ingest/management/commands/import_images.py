@@ -1,0 +1,30 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from ingest.local import import_folder
+
+
+class Command(BaseCommand):
+    help = "Import a folder of images: each immediate subfolder is a class (underscores read as spaces)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("directory")
+        parser.add_argument("--no-progress", action="store_true", help="Do not show a progress bar")
+
+    def handle(self, directory, no_progress=False, **options):
+        show_bar = not no_progress and sys.stderr.isatty()
+        progress = (lambda items: tqdm(items, unit="img", file=sys.stderr)) if show_bar else None
+        try:
+            summary = import_folder(directory, progress=progress)
+        except (NotADirectoryError, FileNotFoundError) as exc:
+            raise CommandError(str(exc)) from exc
+        for path, reason in summary.failures:
+            self.stderr.write(f"failed: {path}: {reason}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{summary.created} created, {summary.skipped} skipped (already in the catalog), "
+                f"{summary.failed} failed"
+            )
+        )

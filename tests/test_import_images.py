@@ -1,0 +1,110 @@
+"""import_images: a folder of class subfolders becomes classes and embedded images, re-runnably."""
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from catalog import store
+from catalog.models import CatalogImage, WikidataClass
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+def jpeg_bytes(seed, size=(96, 64)):
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "photos"
+    for class_name, seeds in {"red_things": (1, 2), "blue_things": (3, 4)}.items():
+        (root / class_name).mkdir(parents=True)
+        for seed in seeds:
+            (root / class_name / f"img_{seed}.jpg").write_bytes(jpeg_bytes(seed))
+    (root / "red_things" / "notes.txt").write_text("not an image")
+    (root / "blue_things" / "broken.jpg").write_bytes(jpeg_bytes(9)[:200])
+    (root / "loose_file.jpg").write_bytes(jpeg_bytes(10))  # not in a class folder: not imported
+    return root
+
+
+def run_import(path):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_images", str(path), stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_each_subfolder_becomes_a_class_and_each_image_an_embedded_row(folder):
+    out, err = run_import(folder)
+
+    assert "4 created, 0 skipped (already in the catalog), 2 failed" in out
+    assert sorted(WikidataClass.objects.values_list("label", flat=True)) == ["blue things", "red things"]
+    for image in CatalogImage.objects.all():
+        vector = np.asarray(image.embedding)
+        assert vector.shape == (1280,)
+        assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+        assert image.embedding_model and image.embedded_at and not image.is_stale
+        assert image.origin == CatalogImage.Origin.LOCAL
+        assert (image.width, image.height) == (96, 64)
+        assert image.file.storage.exists(image.file.name) and image.thumbnail.storage.exists(
+            image.thumbnail.name
+        )
+
+
+def test_broken_and_non_image_files_are_reported_by_name(folder):
+    _, err = run_import(folder)
+
+    assert "notes.txt" in err and "broken.jpg" in err
+
+
+def test_running_again_imports_nothing_twice(folder):
+    run_import(folder)
+    out, _ = run_import(folder)
+
+    assert "0 created, 4 skipped (already in the catalog), 2 failed" in out
+    assert CatalogImage.objects.count() == 4
+    assert WikidataClass.objects.count() == 2
+
+
+def test_a_failure_while_storing_leaves_no_row_and_no_file(folder, monkeypatch, settings):
+    def disk_full(_image):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "thumbnail_bytes", disk_full)
+    with pytest.raises(OSError):
+        run_import(folder)
+
+    assert CatalogImage.objects.count() == 0
+    assert not any(p.is_file() for p in (settings.MEDIA_ROOT).rglob("*"))
+
+
+def test_a_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="is not a directory"):
+        run_import(tmp_path / "nope")
+
+
+def test_real_photos_land_as_unit_vectors_and_same_class_photos_are_closer(caltech, tmp_path):
+    root = tmp_path / "dev"
+    for name in ("dalmatian", "laptop"):
+        (root / name).mkdir(parents=True)
+        for path in sorted((caltech / name).glob("*.jpg"))[:4]:
+            shutil.copy(path, root / name / path.name)
+
+    run_import(root)
+
+    images = list(CatalogImage.objects.select_related("wikidata_class"))
+    assert len(images) == 8
+    vectors = np.array([image.embedding for image in images])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    labels = [image.wikidata_class.label for image in images]
+    similarity = vectors @ vectors.T
+    for i, label in enumerate(labels):
+        same = [similarity[i, j] for j in range(len(labels)) if j != i and labels[j] == label]
+        other = [similarity[i, j] for j in range(len(labels)) if labels[j] != label]
+        assert np.mean(same) > np.mean(other)

@@ -1,0 +1,32 @@
+"""Settings come from the environment and refuse bad values loudly."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from revimg.settings import env_bool, env_int, env_list
+
+
+def test_booleans_accept_the_usual_spellings_and_refuse_others(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "yes")
+    assert env_bool("X_FLAG") is True
+    monkeypatch.setenv("X_FLAG", "0")
+    assert env_bool("X_FLAG", True) is False
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="X_FLAG"):
+        env_bool("X_FLAG")
+
+
+def test_integers_refuse_words_and_values_below_the_minimum(monkeypatch):
+    monkeypatch.setenv("X_NUM", "twenty")
+    with pytest.raises(ImproperlyConfigured, match="X_NUM must be an integer"):
+        env_int("X_NUM", 1)
+    monkeypatch.setenv("X_NUM", "0")
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env_int("X_NUM", 1, minimum=1)
+    monkeypatch.delenv("X_NUM")
+    assert env_int("X_NUM", 7) == 7
+
+
+def test_lists_are_comma_separated_and_trimmed(monkeypatch):
+    monkeypatch.setenv("X_LIST", " a.example:80, ,b.example:8080 ")
+    assert env_list("X_LIST") == ["a.example:80", "b.example:8080"]
