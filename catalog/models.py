@@ -121,6 +121,9 @@ class CatalogImage(models.Model):
     embedding_model = models.CharField(max_length=64, blank=True)
     embedding_version = models.CharField(max_length=64, blank=True)
     embedded_at = models.DateTimeField(null=True, blank=True)
+    # 64-bit perceptual hash (imagehash.phash) as 16 hex digits: equal or close for the same picture
+    # re-encoded or resized. Indexed for the duplicate finder's exact-match grouping.
+    phash = models.CharField("perceptual hash", max_length=16, blank=True, db_index=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -150,3 +153,52 @@ class CatalogImage(models.Model):
         return self.embedding is not None and (
             self.embedding_model != MODEL_NAME or self.embedding_version != MODEL_VERSION
         )
+
+
+class SuspectQuerySet(models.QuerySet):
+    def open(self):
+        """Suspects still waiting for a curator: not dismissed, and none of their images excluded yet."""
+        excluded = CatalogImage.Status.EXCLUDED
+        return (
+            self.filter(dismissed_at__isnull=True)
+            .exclude(image__status=excluded)
+            .exclude(other__status=excluded)
+        )
+
+
+class Suspect(models.Model):
+    """An image the suspect finder (catalog.suspects) thinks a curator should look at, with a score."""
+
+    class Kind(models.TextChoices):
+        OUTLIER = "outlier", "Outlier"
+        DUPLICATE = "duplicate", "Duplicate"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    image = models.ForeignKey(CatalogImage, on_delete=models.CASCADE, related_name="suspicions")
+    # For a duplicate: the other copy (image has the lower id). Empty for an outlier.
+    other = models.ForeignKey(CatalogImage, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField(help_text="Higher is more suspicious; comparable within a kind")
+    reason = models.TextField(blank=True)
+    computed_at = models.DateTimeField(auto_now=True)
+    # A curator said "this is fine": kept across re-computations so it is not raised again.
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SuspectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-score"]
+        indexes = [
+            # The admin's suspect list: one kind, most suspicious first.
+            models.Index(fields=["kind", "-score"], name="suspect_kind_score"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "image"], condition=Q(other__isnull=True), name="suspect_one_outlier"
+            ),
+            models.UniqueConstraint(fields=["kind", "image", "other"], name="suspect_one_pair"),
+        ]
+
+    def __str__(self):
+        if self.other_id:
+            return f"{self.get_kind_display()} #{self.image_id} / #{self.other_id}"
+        return f"{self.get_kind_display()} #{self.image_id}"
