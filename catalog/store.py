@@ -13,6 +13,7 @@ from PIL import Image
 from .embedding import MODEL_NAME, MODEL_VERSION, get_embedder
 from .imagefile import open_image
 from .models import CatalogImage
+from .phash import phash_hex
 
 THUMBNAIL_SIZE = (320, 320)
 FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
@@ -60,7 +61,12 @@ def save(wikidata_class, candidate, vector):
     existing = CatalogImage.objects.filter(sha256=candidate.sha256).first()
     if existing:
         return existing, False
-    image = CatalogImage(wikidata_class=wikidata_class, sha256=candidate.sha256, **candidate.metadata)
+    image = CatalogImage(
+        wikidata_class=wikidata_class,
+        sha256=candidate.sha256,
+        phash=phash_hex(candidate.image),
+        **candidate.metadata,
+    )
     if vector is not None:
         set_embedding(image, vector)
     try:
