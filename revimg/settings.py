@@ -4,6 +4,7 @@ Bad values fail loudly at start-up (ImproperlyConfigured) rather than later.
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -150,6 +151,18 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_MB * 1024 * 1024 + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 # Decompression-bomb guard: images above this many pixels are refused before decoding.
 MAX_IMAGE_PIXELS = env_int("REVIMG_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+
+# Search by URL (catalog.http.fetch_untrusted_image): only public addresses are fetched. These "host:port"
+# pairs may be private or local anyway; meant for tests against a local server, empty in production.
+URL_ALLOWED_PRIVATE_HOSTS = env_list("REVIMG_URL_ALLOWED_PRIVATE_HOSTS")
+# Seconds for one URL fetch, redirects and body included: a person is waiting for the answer.
+URL_FETCH_TIMEOUT = env_int("REVIMG_URL_FETCH_TIMEOUT", 10, minimum=1)
+# Searches per client address for anonymous users, DRF's "number/period" form; empty disables the limit.
+ANON_SEARCH_RATE = env_str("REVIMG_ANON_SEARCH_RATE", "30/minute") or None
+if ANON_SEARCH_RATE and not re.fullmatch(
+    r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", ANON_SEARCH_RATE
+):
+    raise ImproperlyConfigured(f"REVIMG_ANON_SEARCH_RATE must look like 30/minute, got {ANON_SEARCH_RATE!r}")
 
 # Celery: without a broker, tasks run eagerly in the calling process.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
