@@ -1,0 +1,255 @@
+"""The Wikimedia crawl, step by step: classes, image plans, files with licences, embeddings.
+
+Each step is a function over ids that both the management commands and the Celery tasks call. Every step
+can be stopped at any moment and run again: classes are keyed on their QID, planned images on (class,
+Commons file), stored images on their content hash, and what is done is never asked of Wikimedia again.
+"""
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog import http, refresh, store
+from catalog.imagefile import ImageError
+from catalog.models import CatalogImage, WikidataClass
+
+from . import commons, dump, wikidata, wikipedia
+from .models import ClassCrawl, ImageSource
+
+log = logging.getLogger(__name__)
+Origin = CatalogImage.Origin
+
+
+# --- Classes ---------------------------------------------------------------------------------------------
+
+
+def save_class(info):
+    """Create or update a class from a ClassInfo; blanks never overwrite what we know. Returns it."""
+    wikidata_class, created = WikidataClass.objects.get_or_create(
+        qid=info.qid, defaults={"label": info.label or info.qid}
+    )
+    changed = created
+    for field, value in (
+        ("label", info.label if info.label != info.qid else ""),
+        ("description", info.description),
+        ("enwiki_title", info.enwiki_title),
+        ("instance_count", info.instances),
+    ):
+        if value not in ("", None) and getattr(wikidata_class, field) != value:
+            setattr(wikidata_class, field, value)
+            changed = True
+    if changed:
+        wikidata_class.save()
+    return wikidata_class
+
+
+def known_top_classes(limit):
+    """The classes already crawled, most instances first, when there are enough of them."""
+    classes = list(
+        WikidataClass.objects.filter(qid__isnull=False, instance_count__isnull=False).order_by(
+            "-instance_count", "qid"
+        )[:limit]
+    )
+    return classes if len(classes) >= limit else None
+
+
+def crawl_classes(limit, dump_path=None, recorder=None, progress=None, refresh=False):
+    """The top `limit` classes, from a dump file or the SPARQL service; returns their ids, best first.
+
+    Without a dump, classes already in the catalog are reused unless refresh is asked for.
+    """
+    if dump_path is None and not refresh:
+        known = known_top_classes(limit)
+        if known is not None:
+            if recorder:
+                recorder.skipped(len(known))
+            return [c.id for c in known]
+    if dump_path is not None:
+        infos = dump.top_classes_from_dump(dump_path, limit, progress=progress)
+    else:
+        infos = wikidata.top_classes(limit)
+        infos = progress(infos) if progress else infos
+    ids = []
+    for info in infos:
+        existed = WikidataClass.objects.filter(qid=info.qid).exists()
+        ids.append(save_class(info).id)
+        if recorder:
+            (recorder.skipped if existed else recorder.created)()
+    return ids
+
+
+# --- Planning which images a class gets ------------------------------------------------------------------
+
+
+def plan_images(class_id, per_class=1, refresh=False):
+    """Decide which Commons files stand for a class: its own image (P18, else its article's first real
+    picture), then P18 images of its best-known instances, up to per_class in all. Returns the number of
+    planned images; a class planned before (with as large a gallery) is not asked for again."""
+    wikidata_class = WikidataClass.objects.filter(id=class_id, qid__isnull=False).first()
+    if wikidata_class is None:
+        return 0
+    state, _ = ClassCrawl.objects.get_or_create(wikidata_class=wikidata_class)
+    if state.planned_at and state.per_class >= per_class and not refresh:
+        return wikidata_class.image_sources.count()
+    entity = wikidata.get_entities([wikidata_class.qid]).get(wikidata_class.qid)
+    if entity is None:
+        return _planned(state, per_class, f"{wikidata_class.qid} is deleted or missing on Wikidata")
+    info = wikidata.class_from_entity(entity, wikidata_class.instance_count)
+    save_class(info)
+    own = _plan_own_image(wikidata_class, info)
+    planned = 1 if own else 0
+    if per_class > planned:
+        planned += _plan_gallery(wikidata_class, per_class - planned, {own})
+    return _planned(state, per_class, "" if planned else "no image found", planned)
+
+
+def _plan_own_image(wikidata_class, info):
+    """Plan the class's own picture; its file name, or "" when it has none."""
+    if info.image:
+        return _add_source(wikidata_class, info.image, Origin.WIKIDATA_P18, info.qid, 0)
+    if info.enwiki_title:
+        name = wikipedia.first_picture(wikipedia.article_wikitext(info.enwiki_title))
+        if name:
+            return _add_source(wikidata_class, name, Origin.WIKIPEDIA, info.enwiki_title, 0)
+    return ""
+
+
+def _plan_gallery(wikidata_class, wanted, planned_names):
+    """Plan P18 images of well-known instances, up to wanted more; returns how many."""
+    # Ask for more instances than wanted: some share a file, some have only deprecated images.
+    qids = wikidata.instances_with_images(wikidata_class.qid, limit=wanted * 2)
+    entities = wikidata.get_entities(qids)
+    added = 0
+    for qid in qids:
+        images = wikidata.best_values(entities.get(qid) or {}, "P18")
+        if not images or images[0] in planned_names:
+            continue
+        planned_names.add(_add_source(wikidata_class, images[0], Origin.INSTANCE_P18, qid, added + 1))
+        added += 1
+        if added >= wanted:
+            break
+    return added
+
+
+def _add_source(wikidata_class, name, origin, detail, rank):
+    """Plan a file for a class (once: re-planning finds the same row); returns the file name."""
+    ImageSource.objects.get_or_create(
+        wikidata_class=wikidata_class,
+        commons_file=name[:255],
+        defaults={"origin": origin, "origin_detail": str(detail)[:255], "rank": rank},
+    )
+    return name[:255]
+
+
+def _planned(state, per_class, reason, planned=0):
+    state.planned_at = timezone.now()
+    state.per_class = per_class
+    state.reason = reason
+    state.save()
+    return planned
+
+
+# --- Fetching files --------------------------------------------------------------------------------------
+
+
+def fetch_source(source_id):
+    """Fetch one planned image: licence from Commons, thumbnail, stored (not yet embedded).
+
+    Returns (outcome, detail) with outcome one of "created", "skipped", "failed". Transient HTTP errors
+    propagate (the image stays pending for the next run or the task's retry).
+    """
+    source = ImageSource.objects.select_related("wikidata_class").filter(id=source_id).first()
+    if source is None or source.status != ImageSource.Status.PENDING:
+        return "skipped", "already handled"
+    ImageSource.objects.filter(id=source.id).update(attempts=source.attempts + 1)
+    # The same file planned for another class, or a run killed after storing it: never fetched twice.
+    existing = CatalogImage.objects.filter(commons_file=source.commons_file).first()
+    if existing is not None:
+        _finish(source, ImageSource.Status.DONE, "", existing)
+        return "skipped", "already in the catalog"
+    try:
+        info = commons.file_info(source.commons_file)
+        data = commons.download(info)
+        candidate = store.prepare(data, **_metadata(source, info))
+    except commons.NotUsable as exc:
+        _finish(source, ImageSource.Status.SKIPPED, str(exc))
+        return "skipped", str(exc)
+    except ImageError as exc:
+        _finish(source, ImageSource.Status.FAILED, f"not a usable image: {exc.message}")
+        return "failed", exc.message
+    except http.PermanentHTTPError as exc:
+        _finish(source, ImageSource.Status.FAILED, str(exc))
+        return "failed", str(exc)
+    except http.TransientHTTPError as exc:
+        ImageSource.objects.filter(id=source.id).update(reason=str(exc)[:1000])
+        raise
+    image, created = store.save(source.wikidata_class, candidate, None)
+    _finish(source, ImageSource.Status.DONE, "", image)
+    return ("created" if created else "skipped"), image.id
+
+
+def _metadata(source, info):
+    return {
+        "origin": source.origin,
+        "origin_detail": source.origin_detail,
+        # The file we fetched, so the curation admin can fetch it again; the Commons page is commons_file's.
+        "source_url": info.download_url[:1000],
+        "commons_file": source.commons_file,
+        "license": info.license,
+        "license_url": info.license_url,
+        "artist": info.artist,
+        "attribution": info.credit,
+        "attribution_required": info.attribution_required,
+    }
+
+
+def _finish(source, status, reason, image=None):
+    with transaction.atomic():
+        ImageSource.objects.filter(id=source.id).update(
+            status=status, reason=reason, image=image, updated_at=timezone.now()
+        )
+        if image is not None and image.wikidata_class_id == source.wikidata_class_id:
+            # The class's own picture (rank 0) becomes its main image; a gallery image only if none yet.
+            classes = WikidataClass.objects.filter(id=source.wikidata_class_id)
+            if source.rank == 0:
+                classes.update(main_image=image)
+            else:
+                classes.filter(main_image__isnull=True).update(main_image=image)
+
+
+def pending_sources(class_ids=None):
+    sources = ImageSource.objects.to_fetch()
+    if class_ids is not None:
+        sources = sources.filter(wikidata_class_id__in=class_ids)
+    return sources
+
+
+def retry_failed(class_ids=None):
+    """Put failed images back to pending (after the cause was fixed); returns how many."""
+    sources = ImageSource.objects.filter(status=ImageSource.Status.FAILED)
+    if class_ids is not None:
+        sources = sources.filter(wikidata_class_id__in=class_ids)
+    return sources.update(status=ImageSource.Status.PENDING, reason="")
+
+
+# --- Embeddings ------------------------------------------------------------------------------------------
+
+
+def embed_images(image_ids=None, batch_size=16, recorder=None, progress=None):
+    """Embed images that have no vector from the current model (all such images, or those ids)."""
+    images = CatalogImage.objects.needing_embedding()
+    if image_ids is not None:
+        images = images.filter(id__in=image_ids)
+    ids = list(images.order_by("id").values_list("id", flat=True))
+    if recorder:
+        recorder.set_total(len(ids))
+    steps = range(0, len(ids), batch_size)
+    for start in progress(steps) if progress else steps:
+        # catalog.refresh embeds from the stored files, the same way the curation admin re-embeds.
+        summary = refresh.reembed(ids[start : start + batch_size], batch_size=batch_size)
+        if recorder:
+            recorder.created(summary.done)
+            for image_id, why in summary.failures:
+                recorder.failed(f"image {image_id}", why)
+    return len(ids)

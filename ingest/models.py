@@ -1,0 +1,96 @@
+"""Crawl state: which images each class should get and how far each got, and a record of every run.
+
+These rows are what makes the crawler safe to stop and run again: a planned image is fetched once, and a
+run says what it did, how far it got and why things failed.
+"""
+
+from django.db import models
+from django.utils import timezone
+
+
+class ImageSourceQuerySet(models.QuerySet):
+    def to_fetch(self):
+        """Planned images not fetched yet, oldest plan first (failed ones wait for --retry-failed)."""
+        return self.filter(status=ImageSource.Status.PENDING).order_by("id")
+
+
+class ImageSource(models.Model):
+    """A Commons file planned as an image of a class, and what became of it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "To fetch"
+        DONE = "done", "Fetched"
+        SKIPPED = "skipped", "Skipped (non-free, not a photo, gone)"
+        FAILED = "failed", "Failed"
+
+    wikidata_class = models.ForeignKey(
+        "catalog.WikidataClass", on_delete=models.CASCADE, related_name="image_sources"
+    )
+    commons_file = models.CharField("Commons file name", max_length=255)
+    origin = models.CharField(max_length=16)  # a catalog.CatalogImage.Origin value
+    origin_detail = models.CharField(max_length=255, blank=True)
+    rank = models.PositiveIntegerField(default=0, help_text="0 for the class's own image, then the gallery")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    image = models.ForeignKey(
+        "catalog.CatalogImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ImageSourceQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # A file is planned once per class: re-planning a class adds nothing twice.
+            models.UniqueConstraint(fields=["wikidata_class", "commons_file"], name="image_source_unique"),
+        ]
+        indexes = [models.Index(fields=["status"], name="image_source_status")]  # to_fetch()
+
+    def __str__(self):
+        return f"{self.commons_file} for {self.wikidata_class_id} ({self.status})"
+
+
+class ClassCrawl(models.Model):
+    """Per class: when its images were planned (so a re-run does not ask Wikimedia again)."""
+
+    wikidata_class = models.OneToOneField(
+        "catalog.WikidataClass", on_delete=models.CASCADE, related_name="crawl_state"
+    )
+    planned_at = models.DateTimeField(null=True, blank=True)
+    per_class = models.PositiveIntegerField(default=0, help_text="Gallery size asked for when planned")
+    reason = models.TextField(blank=True, help_text="Why planning found nothing or failed")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"crawl of class {self.wikidata_class_id}"
+
+
+class IngestRun(models.Model):
+    """One run of a crawl step: what ran with which arguments, how far it got, what failed and why."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    kind = models.CharField(max_length=32)  # classes, images, files, embeddings, crawl, task names
+    arguments = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True, help_text="The first failures: [what, why]")
+    error = models.TextField(blank=True, help_text="Why the run stopped, when it did not finish")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"{self.kind} {self.started_at:%Y-%m-%d %H:%M} ({self.status})"

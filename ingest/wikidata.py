@@ -1,0 +1,192 @@
+"""Wikidata: the classes with the most instances (SPARQL), entities (wbgetentities), and their statements.
+
+Statements are read the way Wikidata means them: preferred ones win over normal ones, deprecated ones never
+count.
+"""
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from django.conf import settings
+
+from catalog import http
+
+ENTITY_PREFIX = "http://www.wikidata.org/entity/"
+FILEPATH_MARKER = "/Special:FilePath/"
+ENTITIES_PER_REQUEST = 50  # wbgetentities' limit for ordinary clients
+
+# The classes with the most instances, with what the catalog shows of them. The grouped count runs in a
+# subquery so each page (LIMIT/OFFSET) only asks the label service for its own rows.
+TOP_CLASSES_QUERY = """
+SELECT ?item ?itemLabel ?itemDescription ?article ?image ?instances WHERE {{
+  {{
+    SELECT ?item (COUNT(?instance) AS ?instances) WHERE {{ ?instance wdt:P31 ?item }}
+    GROUP BY ?item ORDER BY DESC(?instances) LIMIT {limit} OFFSET {offset}
+  }}
+  OPTIONAL {{ ?article schema:about ?item; schema:isPartOf <https://en.wikipedia.org/> }}
+  OPTIONAL {{ ?item wdt:P18 ?image }}
+  SERVICE wikibase:label {{ bd:serviceParam wikibase:language "en". }}
+}}
+"""
+
+# Well-known instances of a class that have an image: the most linked-to (sitelinks) among a bounded
+# sample, so a class with millions of instances (human) stays within the service's time limit.
+INSTANCES_QUERY = """
+SELECT ?item ?links WHERE {{
+  {{ SELECT ?item WHERE {{ ?item wdt:P31 wd:{qid}; wdt:P18 [] }} LIMIT {sample} }}
+  ?item wikibase:sitelinks ?links .
+}}
+ORDER BY DESC(?links) LIMIT {limit}
+"""
+
+
+@dataclass
+class ClassInfo:
+    qid: str
+    label: str
+    description: str = ""
+    enwiki_title: str = ""
+    image: str = ""  # a Commons file name
+    instances: int | None = None
+
+
+def sparql(query):
+    """Run a SELECT query; the bindings, each a dict of variable -> value string."""
+    document = http.get_json(
+        settings.REVIMG_WIKIDATA_SPARQL_URL,
+        {"query": query, "format": "json"},
+        mediawiki=False,
+        headers={"Accept": "application/sparql-results+json"},
+    )
+    return [{k: v.get("value", "") for k, v in row.items()} for row in document["results"]["bindings"]]
+
+
+def top_classes(limit, page_size=100):
+    """Yield ClassInfo for up to limit classes, most instances first, asking page_size rows at a time."""
+    seen = set()
+    offset = 0
+    while offset < limit:
+        size = min(page_size, limit - offset)
+        rows = sparql(TOP_CLASSES_QUERY.format(limit=size, offset=offset))
+        for row in rows:
+            info = class_from_row(row)
+            if info and info.qid not in seen:  # OPTIONALs with several values repeat a class
+                seen.add(info.qid)
+                yield info
+        if len(rows) < size:
+            return
+        offset += size
+
+
+def class_from_row(row):
+    qid = qid_from_uri(row.get("item", ""))
+    if not qid:
+        return None
+    label = row.get("itemLabel") or qid
+    instances = row.get("instances")
+    return ClassInfo(
+        qid=qid,
+        label=label[:255],
+        description=row.get("itemDescription", ""),
+        enwiki_title=title_from_article_url(row.get("article", "")),
+        image=file_from_filepath_url(row.get("image", "")),
+        instances=int(instances) if instances and instances.isdigit() else None,
+    )
+
+
+def instances_with_images(qid, limit, sample=2000):
+    """QIDs of well-known instances of a class that have an image (P18), best known first."""
+    rows = sparql(INSTANCES_QUERY.format(qid=qid, limit=int(limit), sample=int(sample)))
+    return [q for q in (qid_from_uri(row.get("item", "")) for row in rows) if q]
+
+
+def get_entities(qids):
+    """{qid: entity} for the given ids, fetched 50 at a time; deleted or missing ids are left out."""
+    qids = list(dict.fromkeys(qids))
+    entities = {}
+    for start in range(0, len(qids), ENTITIES_PER_REQUEST):
+        batch = qids[start : start + ENTITIES_PER_REQUEST]
+        document = http.get_json(
+            settings.REVIMG_WIKIDATA_API_URL,
+            {
+                "action": "wbgetentities",
+                "ids": "|".join(batch),
+                "props": "labels|descriptions|claims|sitelinks",
+                "languages": "en",
+                "sitefilter": "enwiki",
+                "redirects": "yes",
+            },
+        )
+        for key, entity in (document.get("entities") or {}).items():
+            if "missing" in entity or "claims" not in entity:
+                continue
+            entities[entity.get("id", key)] = entity
+            if key != entity.get("id", key):  # a redirect: answer under the id we asked for too
+                entities[key] = entity
+    return entities
+
+
+def best_values(entity, prop):
+    """The values of prop's best statements: preferred if any, else normal; never deprecated."""
+    statements = (entity.get("claims") or {}).get(prop) or []
+    if isinstance(statements, dict):  # formatversion=1 answers with an empty dict when there are none
+        statements = list(statements.values())
+    preferred = [s for s in statements if s.get("rank") == "preferred"]
+    chosen = preferred or [s for s in statements if s.get("rank", "normal") == "normal"]
+    values = []
+    for statement in chosen:
+        snak = statement.get("mainsnak") or {}
+        if snak.get("snaktype", "value") != "value":
+            continue  # novalue / somevalue
+        value = (snak.get("datavalue") or {}).get("value")
+        if isinstance(value, dict):
+            value = value.get("id") or (f"Q{value['numeric-id']}" if "numeric-id" in value else None)
+        if value:
+            values.append(value)
+    return values
+
+
+def english(entity, field):
+    value = (entity.get(field) or {}).get("en")
+    if isinstance(value, dict):
+        return value.get("value", "")
+    return value or ""
+
+
+def enwiki_title(entity):
+    sitelink = (entity.get("sitelinks") or {}).get("enwiki")
+    if isinstance(sitelink, dict):
+        return sitelink.get("title", "")
+    return sitelink or ""
+
+
+def class_from_entity(entity, instances=None):
+    images = best_values(entity, "P18")
+    return ClassInfo(
+        qid=entity["id"],
+        label=(english(entity, "labels") or entity["id"])[:255],
+        description=english(entity, "descriptions"),
+        enwiki_title=enwiki_title(entity),
+        image=images[0] if images else "",
+        instances=instances,
+    )
+
+
+def qid_from_uri(uri):
+    if uri.startswith(ENTITY_PREFIX):
+        qid = uri[len(ENTITY_PREFIX) :]
+        return qid if qid[:1] == "Q" and qid[1:].isdigit() else ""
+    return ""
+
+
+def title_from_article_url(url):
+    marker = "/wiki/"
+    if marker not in url:
+        return ""
+    return unquote(url.split(marker, 1)[1]).replace("_", " ")
+
+
+def file_from_filepath_url(url):
+    if FILEPATH_MARKER not in url:
+        return ""
+    return unquote(url.split(FILEPATH_MARKER, 1)[1]).replace("_", " ")
