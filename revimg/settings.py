@@ -115,7 +115,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "revimg.embedded_pg",
-            "NAME": "revimg",
+            # Overridable so a Celery worker started by a test can reach pytest's test database.
+            "NAME": env_str("REVIMG_DB_NAME", "revimg"),
             "USER": "postgres",
             "PGDATA": str(DATA_DIR / "postgres"),
             "CONN_MAX_AGE": 60,
