@@ -56,7 +56,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 DATA_DIR = Path(env_str("REVIMG_DATA_DIR", str(BASE_DIR / "var"))).resolve()
-MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_ROOT = Path(env_str("REVIMG_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
 MODEL_CACHE_DIR = DATA_DIR / "models"
 STATIC_URL = "/static/"
