@@ -236,13 +236,28 @@ def read_capped(response, max_bytes):
 
 def probe(url, timeout=3.0):
     """True when url answers at all (any HTTP status) within timeout; one try, no retries."""
+    return unreachable_reason(url, timeout) is None
+
+
+def unreachable_reason(url, timeout=3.0):
+    """None when url answers at all within timeout (any HTTP status will do), else why not, in words."""
     try:
         request("HEAD", url, timeout=(timeout, timeout), retries=0, allow_redirects=False)
     except TransientHTTPError as exc:
-        return exc.status is not None  # an answer, even a 503, means the network path works
+        if exc.status is not None:
+            return None  # an answer, even a 503, means the network path works
+        cause = exc.__cause__
+        if isinstance(cause, requests.Timeout):
+            return f"no answer within {timeout:g} s"
+        text = str(cause or exc)
+        if "Name or service not known" in text or "NameResolutionError" in text or "getaddrinfo" in text:
+            return "its name does not resolve (no DNS)"
+        if "Connection refused" in text:
+            return "connection refused"
+        return "cannot connect"
     except PermanentHTTPError:
-        return True
-    return True
+        return None
+    return None
 
 
 # --- Pace shared by every process that talks to the same host ---------------------------------------

@@ -220,3 +220,7 @@ REVIMG_REDIS_URL = env_str(
 # Commons thumbnails: a width Wikimedia pre-renders (it refuses others), and a cap on any one file.
 REVIMG_THUMB_WIDTH = env_int("REVIMG_THUMB_WIDTH", 960, minimum=1)
 REVIMG_MAX_DOWNLOAD_MB = env_int("REVIMG_MAX_DOWNLOAD_MB", 25, minimum=1)
+# `manage.py starter_catalog` (run by `make run`): how many classes to crawl when Wikimedia is reachable,
+# and the folder to import when it is not (default ../shared/datasets/caltech101-dev beside the checkout).
+REVIMG_STARTER_CLASSES = env_int("REVIMG_STARTER_CLASSES", 300, minimum=1)
+REVIMG_STARTER_DIR = env_str("REVIMG_STARTER_DIR")

@@ -1,0 +1,36 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from catalog import http
+from ingest.management.progress import describe, progress_bar
+from ingest.pipeline import run_crawl
+
+
+class Command(BaseCommand):
+    help = (
+        "The whole Wikimedia crawl: top classes, their images and licences, embeddings. "
+        "Safe to stop and run again: it continues where it stopped."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--classes", type=int, default=300, help="How many classes (default 300)")
+        parser.add_argument("--per-class", type=int, default=1, help="Images per class in all (default 1)")
+        parser.add_argument("--dump", type=Path, help="Take classes from a Wikidata JSON dump file")
+        parser.add_argument("--refresh", action="store_true", help="Ask Wikidata again for known classes")
+        parser.add_argument("--no-embed", action="store_true", help="Store images without embedding them")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, classes, per_class, dump, refresh, no_embed, no_progress, **options):
+        if dump is not None and not dump.is_file():
+            raise CommandError(f"{dump} is not a file")
+        try:
+            runs = run_crawl(classes, per_class, dump, refresh, not no_embed, progress_bar(not no_progress))
+        except http.HTTPError as exc:
+            raise CommandError(f"Wikidata did not answer: {exc}") from exc
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted; run the command again to continue.", returncode=130) from None
+        for kind, recorder in zip(("classes", "images", "embeddings"), runs, strict=True):
+            if recorder is not None:
+                for line in describe(kind, recorder):
+                    self.stdout.write(line)
