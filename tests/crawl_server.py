@@ -16,6 +16,8 @@ from urllib.parse import quote, unquote
 from PIL import Image
 from werkzeug.wrappers import Response
 
+from catalog import http
+
 SPARQL_JSON = "application/sparql-results+json"
 
 
@@ -227,3 +229,51 @@ def cut_short(data):
         return response
 
     return respond
+
+
+# --- the scenario most crawler tests share ---
+
+ADMONT = "Austria - Admont Abbey Library - 1407.jpg"  # book's own P18 (Q571)
+ADAMS = "Douglas adams portrait cropped.jpg"  # the infobox image of the article "Douglas Adams"
+GALLERY = [
+    "Sparrenburg innovative sights.JPG",
+    "Gujo Gifu Japan.jpg",
+    "Verla.JPG",
+    "Neihu during 2015 winter solstice.jpg",
+]
+
+
+def standard_scenario(wiki):
+    """Three classes as the top-classes query returns them:
+    - Q571 "book": its own P18, and instances with images for a gallery (Q2112, Q42, Q646148 with no
+      image, Q857243, Q217447, Q271094);
+    - Q42, standing in for a class whose only P18 statement is deprecated: its image must come from its
+      English Wikipedia article ("Douglas Adams", real wikitext);
+    - Q10908976: deleted on Wikidata (a real "missing" answer).
+    """
+    wiki.add_entity("wikibase-sdk/Q571.json")
+    adams = wiki.add_entity("wptools/wikidata.json")
+    for statement in adams["claims"]["P18"]:
+        statement["rank"] = "deprecated"
+    for path in ("wikibase-sdk/Q2112.json", "wikibase-sdk/Q646148.json", "wikibase-sdk/Q217447.json"):
+        wiki.add_entity(path)
+    wiki.add_entity("wikibase-sdk/Q271094.json")
+    wiki.add_entity("wptools/wikidata_images.json", id="Q857243")
+    wiki.add_class(
+        "Q571", "book", 1000, image=ADMONT, article="Book", description="medium for recording information"
+    )
+    wiki.add_class("Q42", "Douglas Adams", 500, article="Douglas Adams")
+    wiki.add_class("Q10908976", "deleted item", 10)
+    wiki.instances["Q571"] = ["Q2112", "Q42", "Q646148", "Q857243", "Q217447", "Q271094"]
+    wiki.add_article("wptools/parse.json")
+    return wiki
+
+
+def fake_wikimedia(httpserver, wikimedia_fixtures, settings):
+    """For a test module's `wiki` fixture: the stand-in Wikimedia, every base URL pointed at it, the
+    client made quick (`yield from fake_wikimedia(...)`)."""
+    fake = FakeWikimedia(httpserver, wikimedia_fixtures)
+    fake.configure(settings)
+    http.reset_session()
+    yield fake
+    http.reset_session()
