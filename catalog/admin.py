@@ -1,0 +1,553 @@
+"""The curation admin: classes, images and the suspects the machine found, fixed in a click or two.
+
+List pages never load the 1280-float vectors (deferred) and fetch everything a row shows in the page's
+one query (select_related and annotations), so a page costs the same with 10 rows or 100.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, OuterRef, Q, Subquery
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from . import curation, tasks
+from .embedding import MODEL_NAME, MODEL_VERSION
+from .models import CatalogImage, Suspect, WikidataClass
+
+THUMB_WIDTH = 96
+EXCLUDED = CatalogImage.Status.EXCLUDED
+
+
+def thumbnail_tag(image, width=THUMB_WIDTH):
+    if image is None or not image.thumbnail:
+        return "—"
+    return format_html(
+        '<img src="{}" width="{}" alt="" loading="lazy" style="border-radius:3px">',
+        image.thumbnail.url,
+        width,
+    )
+
+
+def open_suspect_score():
+    """The highest open suspect score of the outer image, as it is either side of a suspect."""
+    either_side = Q(image=OuterRef("pk")) | Q(other=OuterRef("pk"))
+    return Subquery(Suspect.objects.open().filter(either_side).order_by("-score").values("score")[:1])
+
+
+# -- filters --------------------------------------------------------------------------------------------------
+
+
+class YesNoFilter(admin.SimpleListFilter):
+    condition = None  # a Q object that means "yes"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Yes"), ("no", "No"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(self.condition)
+        if self.value() == "no":
+            return queryset.exclude(self.condition)
+        return queryset
+
+
+class HasEmbeddingFilter(YesNoFilter):
+    title = "has embedding"
+    parameter_name = "embedded"
+    condition = Q(embedding__isnull=False)
+
+
+class StaleEmbeddingFilter(YesNoFilter):
+    title = "stale embedding"
+    parameter_name = "stale"
+    condition = Q(embedding__isnull=False) & ~Q(embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION)
+
+
+class SuspiciousFilter(admin.SimpleListFilter):
+    title = "suspicious"
+    parameter_name = "suspect"
+
+    def lookups(self, request, model_admin):
+        return (("any", "Any open suspicion"), *Suspect.Kind.choices, ("none", "None"))
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        suspects = Suspect.objects.open()
+        if value in Suspect.Kind.values:
+            suspects = suspects.filter(kind=value)
+        either_side = Q(pk__in=suspects.values("image")) | Q(pk__in=suspects.values("other"))
+        return queryset.exclude(either_side) if value == "none" else queryset.filter(either_side)
+
+
+class LicenseFilter(admin.SimpleListFilter):
+    title = "licence"
+    parameter_name = "licence"
+
+    def lookups(self, request, model_admin):
+        values = CatalogImage.objects.order_by("license").values_list("license", flat=True).distinct()
+        return [(value or "-", value or "(none)") for value in values]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(license="" if value == "-" else value)
+
+
+# -- classes ----------------------------------------------------------------------------------------------------
+
+
+class CatalogImageInline(admin.TabularInline):
+    model = CatalogImage
+    fields = ("preview", "status", "status_reason", "origin", "license", "created_at")
+    readonly_fields = ("preview", "origin", "license", "created_at")
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("id",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("embedding")
+
+    def has_add_permission(self, request, obj=None):
+        return False  # images arrive through import or crawl, with their files and vectors
+
+    @admin.display(description="Image")
+    def preview(self, image):
+        return thumbnail_tag(image, 72)
+
+
+@admin.register(WikidataClass)
+class WikidataClassAdmin(admin.ModelAdmin):
+    list_display = ("main_thumbnail", "label", "qid", "image_count", "excluded_count", "instance_count")
+    list_display_links = ("main_thumbnail", "label")
+    search_fields = ("label", "=qid", "enwiki_title")
+    ordering = ("label",)
+    list_per_page = 50
+    raw_id_fields = ("main_image",)
+    readonly_fields = ("main_thumbnail", "created_at", "updated_at")
+    fields = (
+        ("label", "qid"),
+        "description",
+        "enwiki_title",
+        "instance_count",
+        ("main_image", "main_thumbnail"),
+        ("created_at", "updated_at"),
+    )
+    inlines = [CatalogImageInline]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("main_image")
+            .defer("main_image__embedding")
+            .annotate(
+                n_images=Count("images", distinct=True),
+                n_excluded=Count("images", filter=Q(images__status=EXCLUDED), distinct=True),
+            )
+        )
+
+    @admin.display(description="Main image")
+    def main_thumbnail(self, obj):
+        return thumbnail_tag(obj.main_image, 72)
+
+    @admin.display(description="Images", ordering="n_images")
+    def image_count(self, obj):
+        return obj.n_images
+
+    @admin.display(description="Excluded", ordering="n_excluded")
+    def excluded_count(self, obj):
+        return obj.n_excluded
+
+
+# -- images -----------------------------------------------------------------------------------------------------
+
+
+class ExcludeForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=1000,
+        help_text="Shown in the image's history and kept with it, e.g. 'a map, not a photo'.",
+    )
+
+
+@admin.register(CatalogImage)
+class CatalogImageAdmin(admin.ModelAdmin):
+    list_display = (
+        "preview",
+        "id",
+        "wikidata_class",
+        "status",
+        "origin",
+        "license",
+        "has_vector",
+        "stale_vector",
+        "suspicion",
+        "created_at",
+    )
+    list_display_links = ("preview", "id")
+    list_select_related = ("wikidata_class",)
+    list_filter = (
+        "status",
+        "origin",
+        LicenseFilter,
+        HasEmbeddingFilter,
+        StaleEmbeddingFilter,
+        SuspiciousFilter,
+    )
+    search_fields = ("wikidata_class__label", "=wikidata_class__qid", "=sha256", "commons_file", "=phash")
+    ordering = ("wikidata_class__label", "id")
+    list_per_page = 50
+    raw_id_fields = ("wikidata_class",)
+    readonly_fields = (
+        "large_preview",
+        "sha256",
+        "phash",
+        "width",
+        "height",
+        "vector_summary",
+        "open_suspicions",
+        "recent_changes",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("large_preview", "wikidata_class", ("status", "status_reason"))}),
+        (
+            "Source and licence",
+            {
+                "fields": (
+                    ("origin", "origin_detail"),
+                    "source_url",
+                    "commons_file",
+                    ("license", "license_url"),
+                    "artist",
+                    "attribution",
+                    "attribution_required",
+                )
+            },
+        ),
+        ("Content", {"fields": (("width", "height"), "sha256", "phash", "vector_summary")}),
+        ("Curation", {"fields": ("open_suspicions", "recent_changes", ("created_at", "updated_at"))}),
+    )
+    # The file fields stay out of the form: replacing content is "re-fetch", which keeps hash and vector true.
+    exclude = ("file", "thumbnail")
+    actions = [
+        "exclude_images",
+        "restore_images",
+        "flag_images",
+        "reembed_images",
+        "refetch_images",
+        "make_main_image",
+    ]
+
+    def get_queryset(self, request):
+        current = Q(embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION)
+        embedded = Q(embedding__isnull=False)
+        return (
+            super()
+            .get_queryset(request)
+            .defer("embedding")
+            .annotate(
+                embedded=ExpressionWrapper(embedded, output_field=BooleanField()),
+                stale=ExpressionWrapper(embedded & ~current, output_field=BooleanField()),
+                suspect_score=open_suspect_score(),
+            )
+        )
+
+    def get_ordering(self, request):
+        # Filtering on suspicion means "show me the worst first".
+        if request.GET.get(SuspiciousFilter.parameter_name, "none") != "none":
+            return (F("suspect_score").desc(nulls_last=True), "id")
+        return super().get_ordering(request)
+
+    # -- columns and read-only fields
+
+    @admin.display(description="Image")
+    def preview(self, image):
+        return thumbnail_tag(image)
+
+    @admin.display(description="Image")
+    def large_preview(self, image):
+        if not image.file:
+            return "—"
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a>', image.file.url, thumbnail_tag(image, 320)
+        )
+
+    @admin.display(description="Embedded", boolean=True, ordering="embedded")
+    def has_vector(self, image):
+        return image.embedded
+
+    @admin.display(description="Stale", boolean=True, ordering="stale")
+    def stale_vector(self, image):
+        return image.stale
+
+    @admin.display(description="Suspect score", ordering=F("suspect_score").desc(nulls_last=True))
+    def suspicion(self, image):
+        return "—" if image.suspect_score is None else f"{image.suspect_score:.2f}"
+
+    @admin.display(description="Embedding")
+    def vector_summary(self, image):
+        if not image.embedded:
+            return "none yet"
+        state = "stale: re-embed it" if image.stale else "current"
+        return (
+            f"{image.embedding_model} {image.embedding_version}, {image.embedded_at:%Y-%m-%d %H:%M} ({state})"
+        )
+
+    @admin.display(description="Open suspicions")
+    def open_suspicions(self, image):
+        rows = Suspect.objects.open().filter(Q(image=image) | Q(other=image))
+        if not rows:
+            return "none"
+        return format_html_join(
+            "",
+            '<p><a href="{}">{} {:.2f}</a>: {}</p>',
+            (
+                (
+                    reverse("admin:catalog_suspect_changelist") + f"?id={s.pk}",
+                    s.get_kind_display(),
+                    s.score,
+                    s.reason,
+                )
+                for s in rows
+            ),
+        )
+
+    @admin.display(description="Recent changes")
+    def recent_changes(self, image):
+        if image.pk is None:
+            return "—"
+        entries = LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(CatalogImage), object_id=str(image.pk)
+        ).select_related("user")[:10]
+        if not entries:
+            return "none"
+        return format_html_join(
+            "",
+            "<p>{:%Y-%m-%d %H:%M} {}: {}</p>",
+            ((e.action_time, e.user, e.get_change_message()) for e in entries),
+        )
+
+    def save_model(self, request, obj, form, change):
+        # A status changed by hand records who and why, like the actions do.
+        if change and "status" in form.changed_data and not obj.status_reason:
+            obj.status_reason = f"set to {obj.get_status_display().lower()} by {request.user}"
+        super().save_model(request, obj, form, change)
+
+    # -- actions
+
+    @admin.action(description="Exclude from search (asks for a reason)", permissions=["change"])
+    def exclude_images(self, request, queryset):
+        form = ExcludeForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            count = curation.exclude(
+                queryset.values_list("pk", flat=True), form.cleaned_data["reason"], request.user
+            )
+            self.message_user(request, f"Excluded {count} image(s); they no longer appear in search.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Exclude images from search",
+            "form": form,
+            "images": queryset.defer("embedding").select_related("wikidata_class")[:200],
+            "count": queryset.count(),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "opts": self.model._meta,
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+        }
+        return TemplateResponse(request, "admin/catalog/exclude_images.html", context)
+
+    @admin.action(description="Restore to search", permissions=["change"])
+    def restore_images(self, request, queryset):
+        count = curation.restore(queryset.values_list("pk", flat=True), request.user)
+        self.message_user(request, f"Restored {count} image(s) to search.")
+
+    @admin.action(description="Flag for review", permissions=["change"])
+    def flag_images(self, request, queryset):
+        count = curation.flag(
+            queryset.values_list("pk", flat=True), "flagged from the image list", request.user
+        )
+        self.message_user(request, f"Flagged {count} image(s) for review.")
+
+    @admin.action(description="Re-embed with the current model", permissions=["change"])
+    def reembed_images(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        result = tasks.reembed_images.delay(ids)
+        curation.record(request.user, list(queryset.defer("embedding")), "Re-embed requested")
+        self.message_user(request, _task_message(f"Re-embedding {len(ids)} image(s)", result))
+
+    @admin.action(description="Re-fetch from the source URL", permissions=["change"])
+    def refetch_images(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        result = tasks.refetch_images.delay(ids)
+        curation.record(request.user, list(queryset.defer("embedding")), "Re-fetch requested")
+        self.message_user(request, _task_message(f"Re-fetching {len(ids)} image(s)", result))
+
+    @admin.action(description="Make it its class's main image", permissions=["change"])
+    def make_main_image(self, request, queryset):
+        picks = list(queryset.values_list("pk", "wikidata_class_id"))
+        if len({class_id for _, class_id in picks}) != len(picks):
+            self.message_user(request, "Choose at most one image per class.", messages.ERROR)
+            return
+        labels = [curation.make_main_image(pk, request.user).label for pk, _ in picks]
+        self.message_user(request, f"Main image set for {', '.join(labels)}.")
+
+
+def _task_message(what, result):
+    """Eager runs (no broker) have their outcome at once; queued ones say so."""
+    if result.ready():
+        return f"{what}: {result.get()}."
+    return f"{what}: queued as task {result.id}."
+
+
+# -- suspects ---------------------------------------------------------------------------------------------------
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (("open", "Open"), ("dismissed", "Dismissed"), ("resolved", "Resolved (image excluded)"))
+
+    def queryset(self, request, queryset):
+        value = self.value() or "open"
+        if value == "open":
+            return queryset.filter(pk__in=Suspect.objects.open().values("pk"))
+        if value == "dismissed":
+            return queryset.filter(dismissed_at__isnull=False)
+        return queryset.filter(Q(image__status=EXCLUDED) | Q(other__status=EXCLUDED))
+
+    def choices(self, changelist):
+        # "Open" is the default, so the list shows work to do; there is no "All".
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": (self.value() or "open") == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+
+@admin.register(Suspect)
+class SuspectAdmin(admin.ModelAdmin):
+    list_display = ("score_display", "kind", "pictures", "reason", "resolve")
+    list_display_links = None
+    list_filter = ("kind", OpenFilter)
+    list_select_related = ("image__wikidata_class", "other__wikidata_class")
+    search_fields = ("image__wikidata_class__label", "=image__wikidata_class__qid", "=image__id")
+    ordering = ("-score", "id")
+    list_per_page = 30
+    actions = ["dismiss"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("image__embedding", "other__embedding")
+
+    def has_add_permission(self, request):
+        return False  # suspects are computed (manage.py find_suspects), not typed in
+
+    def has_change_permission(self, request, obj=None):
+        return False  # resolved with the buttons, which change the images, not the suspect
+
+    def get_urls(self):
+        resolve = self.admin_site.admin_view(self.resolve_view)
+        return [path("<int:pk>/resolve/", resolve, name="catalog_suspect_resolve"), *super().get_urls()]
+
+    @admin.display(description="Score", ordering="-score")
+    def score_display(self, suspect):
+        return f"{suspect.score:.2f}"
+
+    @admin.display(description="Pictures (side by side)")
+    def pictures(self, suspect):
+        sides = [suspect.image] + ([suspect.other] if suspect.other_id else [])
+        return format_html(
+            '<div style="display:flex;gap:12px">{}</div>',
+            format_html_join(
+                "",
+                '<figure style="margin:0"><a href="{}">{}</a><figcaption>#{} {}<br>{}×{} · {}</figcaption></figure>',
+                (
+                    (
+                        reverse("admin:catalog_catalogimage_change", args=[image.pk]),
+                        thumbnail_tag(image, 160),
+                        image.pk,
+                        image.wikidata_class.label,
+                        image.width,
+                        image.height,
+                        image.get_status_display(),
+                    )
+                    for image in sides
+                ),
+            ),
+        )
+
+    @admin.display(description="Resolve")
+    def resolve(self, suspect):
+        # The buttons submit the changelist's own form (it carries the CSRF token) to the resolve URL.
+        url = reverse("admin:catalog_suspect_resolve", args=[suspect.pk])
+        if suspect.kind == Suspect.Kind.DUPLICATE:
+            choices = [
+                ("exclude-other", f"Keep #{suspect.image_id}, exclude #{suspect.other_id}"),
+                ("exclude-image", f"Keep #{suspect.other_id}, exclude #{suspect.image_id}"),
+                ("dismiss", "Not a duplicate"),
+            ]
+        else:
+            choices = [("exclude-image", f"Exclude #{suspect.image_id}"), ("dismiss", "It belongs here")]
+        return format_html_join(
+            "",
+            '<p><button type="submit" class="button" formaction="{}" name="resolve" value="{}">{}</button></p>',
+            ((url, value, label) for value, label in choices),
+        )
+
+    def resolve_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("catalog.change_catalogimage"):
+            raise PermissionDenied
+        suspect = get_object_or_404(Suspect.objects.select_related("image", "other"), pk=pk)
+        self.message_user(request, resolve_suspect(suspect, request.POST.get("resolve"), request.user))
+        return HttpResponseRedirect(self._back(request))
+
+    def _back(self, request):
+        referer = request.headers.get("referer", "")
+        if referer and url_has_allowed_host_and_scheme(referer, {request.get_host()}, request.is_secure()):
+            return referer
+        return reverse("admin:catalog_suspect_changelist")
+
+    @admin.action(description="Dismiss: nothing wrong here")
+    def dismiss(self, request, queryset):
+        count = queryset.filter(dismissed_at__isnull=True).update(dismissed_at=timezone.now())
+        self.message_user(request, f"Dismissed {count} suspect(s).")
+
+
+def resolve_suspect(suspect, decision, user):
+    """Carry out a curator's one-click decision on a suspect; returns the message to show."""
+    if decision == "dismiss":
+        Suspect.objects.filter(pk=suspect.pk).update(dismissed_at=timezone.now())
+        curation.record(user, [suspect.image], f"Suspicion dismissed: {suspect.get_kind_display().lower()}")
+        return f"Dismissed: {suspect}."
+    if decision not in ("exclude-image", "exclude-other") or (
+        decision == "exclude-other" and not suspect.other_id
+    ):
+        return "Nothing done: unknown choice."
+    target, kept = (
+        (suspect.image, suspect.other) if decision == "exclude-image" else (suspect.other, suspect.image)
+    )
+    if suspect.kind == Suspect.Kind.DUPLICATE:
+        reason = f"duplicate of #{kept.pk} ({suspect.reason})"
+    else:
+        reason = f"outlier in its class ({suspect.reason})"
+    curation.exclude([target.pk], reason, user)
+    return f"Excluded #{target.pk}: {reason}."

@@ -1,0 +1,67 @@
+"""What a curator does to catalog images, recorded in Django's admin log (who, what, when).
+
+Each function takes ids (or a QuerySet) and the acting user, so the admin, a shell or a task share them.
+Excluding is a status change on the row: search reads CatalogImage.objects.searchable(), so an excluded
+image is gone from results at the next query, with no index to rebuild.
+"""
+
+import logging
+
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db import transaction
+from django.utils import timezone
+
+from .models import CatalogImage, WikidataClass
+
+log = logging.getLogger(__name__)
+
+
+def record(user, objects, message):
+    """One admin log entry per object, so each image's History page shows the change."""
+    if user is not None and objects:
+        LogEntry.objects.log_actions(user.pk, objects, CHANGE, change_message=message)
+
+
+def _set_status(ids, status, reason, user, message):
+    """Move the images in ids that are not in status yet to it; returns how many changed."""
+    with transaction.atomic():
+        changing = list(
+            CatalogImage.objects.filter(pk__in=list(ids))
+            .exclude(status=status)
+            .select_related("wikidata_class")
+            .defer("embedding")
+        )
+        CatalogImage.objects.filter(pk__in=[i.pk for i in changing]).update(
+            status=status, status_reason=reason, updated_at=timezone.now()
+        )
+        record(user, changing, message)
+    return len(changing)
+
+
+def exclude(ids, reason, user=None):
+    """Take images out of search (the file and row stay, so restoring is one click)."""
+    reason = reason.strip()
+    return _set_status(ids, CatalogImage.Status.EXCLUDED, reason, user, f"Excluded: {reason}")
+
+
+def restore(ids, user=None):
+    return _set_status(ids, CatalogImage.Status.ACTIVE, "", user, "Restored")
+
+
+def flag(ids, reason="", user=None):
+    """Mark images for a second look; they stay searchable meanwhile."""
+    reason = reason.strip()
+    message = f"Flagged for review: {reason}" if reason else "Flagged for review"
+    return _set_status(ids, CatalogImage.Status.FLAGGED, reason, user, message)
+
+
+def make_main_image(image_id, user=None):
+    """Make an image its class's main image; returns the class."""
+    image = CatalogImage.objects.defer("embedding").select_related("wikidata_class").get(pk=image_id)
+    wikidata_class = image.wikidata_class
+    with transaction.atomic():
+        WikidataClass.objects.filter(pk=wikidata_class.pk).update(main_image=image, updated_at=timezone.now())
+        wikidata_class.main_image = image
+        record(user, [wikidata_class], f"Main image set to #{image.pk}")
+        record(user, [image], f"Made the main image of {wikidata_class.label}")
+    return wikidata_class

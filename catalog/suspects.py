@@ -1,0 +1,303 @@
+"""The suspect finder: images a curator should look at, scored so the worst come first.
+
+Two kinds, both computed over searchable images (excluded ones are already dealt with):
+
+- outliers: an image far from the rest of its class (cosine distance to the class centroid, as a robust
+  z-score within the class: median and MAD, so one bad image does not hide another), or whose nearest
+  neighbours in the whole catalog belong to other classes (the wrong article's picture looks like the
+  class it really shows);
+- duplicates: two rows holding the same picture, re-encoded or resized, within or across classes: close
+  embeddings (found through the HNSW index) or equal/close perceptual hashes.
+
+The result is stored as Suspect rows so the admin sorts and filters without recomputing; a curator's
+"this is fine" (Suspect.dismissed_at) survives a re-run.
+"""
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import Count
+
+from .imagefile import ImageError, open_image
+from .models import CatalogImage, Suspect, WikidataClass
+from .phash import hamming, phash_hex
+
+log = logging.getLogger(__name__)
+
+NEIGHBOURS = 10  # k of the kNN label vote and of the duplicate candidates
+MIN_CLASS_SIZE = 5  # below this a class has no "rest" to be far from
+# Outliers: z-scores past this count fully; a score is half the kNN vote, half the clipped z-score.
+Z_FULL = 6.0
+OUTLIER_MIN_SCORE = 0.25
+# Duplicates: cosine distance and phash Hamming distance (of 64 bits) below which a pair is a candidate.
+DUPLICATE_MAX_DISTANCE = 0.10
+DUPLICATE_MAX_BITS = 10
+# Two unrelated pictures differ in about half the 64 bits; a pair is scored by how far below that it is.
+UNRELATED_BITS = 32
+
+
+# -- perceptual hashes ---------------------------------------------------------------------------------
+
+
+def backfill_phashes(queryset=None, progress=None):
+    """Compute the perceptual hash of images stored before it existed; returns (done, failed)."""
+    queryset = (queryset or CatalogImage.objects.all()).filter(phash="").only("id", "file")
+    done = failed = 0
+    rows = queryset.iterator(chunk_size=200)
+    for image in progress(rows) if progress else rows:
+        try:
+            with image.file.open("rb") as f:
+                value = phash_hex(open_image(f.read()))
+        except (OSError, ImageError) as exc:
+            log.warning("phash of image %s: %s", image.pk, exc)
+            failed += 1
+            continue
+        CatalogImage.objects.filter(pk=image.pk).update(phash=value)
+        done += 1
+    return done, failed
+
+
+# -- nearest neighbours ----------------------------------------------------------------------------------
+
+# For every searchable image, its k nearest searchable neighbours by cosine distance. The inner ORDER BY
+# ... LIMIT is what the HNSW index (image_embedding_hnsw) answers, one index scan per image.
+NEIGHBOURS_SQL = """
+SELECT a.id, a.wikidata_class_id, n.id, n.wikidata_class_id, n.distance
+FROM catalog_catalogimage a
+CROSS JOIN LATERAL (
+    SELECT b.id, b.wikidata_class_id, b.embedding <=> a.embedding AS distance
+    FROM catalog_catalogimage b
+    WHERE b.id <> a.id AND b.status <> %(excluded)s AND b.embedding IS NOT NULL
+    ORDER BY b.embedding <=> a.embedding
+    LIMIT %(k)s
+) n
+WHERE a.status <> %(excluded)s AND a.embedding IS NOT NULL AND a.id > %(after)s AND a.id <= %(upto)s
+"""
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    image_id: int
+    class_id: int
+    other_id: int
+    other_class_id: int
+    distance: float
+
+
+def neighbours(k=NEIGHBOURS, chunk=500):
+    """Yield Neighbour rows for every searchable image, in chunks of ids so memory stays flat."""
+    ids = list(CatalogImage.objects.searchable().order_by("id").values_list("id", flat=True))
+    params = {"excluded": CatalogImage.Status.EXCLUDED, "k": k}
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Iterative scans (pgvector >= 0.8) keep LIMIT k honest when the status filter drops rows.
+            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cursor.execute(NEIGHBOURS_SQL, {**params, "after": part[0] - 1, "upto": part[-1]})
+            rows = cursor.fetchall()
+        for row in rows:
+            yield Neighbour(*row)
+
+
+# -- outliers ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OutlierScore:
+    image_id: int
+    z: float = 0.0
+    foreign: int = 0  # neighbours in another class
+    voted: int = 0  # neighbours seen
+    foreign_classes: Counter = None
+
+    @property
+    def score(self):
+        vote = self.foreign / self.voted if self.voted else 0.0
+        return 0.5 * vote + 0.5 * min(max(self.z, 0.0), Z_FULL) / Z_FULL
+
+
+def centroid_zscores(class_id):
+    """{image id: robust z-score of its cosine distance to its class centroid} for one class."""
+    rows = list(
+        CatalogImage.objects.searchable()
+        .filter(wikidata_class_id=class_id)
+        .order_by()
+        .values_list("id", "embedding")
+    )
+    if len(rows) < MIN_CLASS_SIZE:
+        return {}
+    ids = [row[0] for row in rows]
+    vectors = np.asarray([row[1] for row in rows], dtype=np.float32)
+    centroid = vectors.mean(axis=0)
+    centroid /= np.linalg.norm(centroid) or 1.0
+    distance = 1.0 - vectors @ centroid
+    median = np.median(distance)
+    # 1.4826 * MAD estimates a standard deviation that a few outliers cannot inflate.
+    spread = 1.4826 * np.median(np.abs(distance - median)) or 1e-6
+    return dict(zip(ids, ((distance - median) / spread).tolist(), strict=True))
+
+
+def outlier_scores(neighbour_rows):
+    """OutlierScore per searchable image, from centroid z-scores and the kNN label vote."""
+    scores = {}
+    class_ids = (
+        WikidataClass.objects.annotate(n=Count("images"))
+        .filter(n__gte=MIN_CLASS_SIZE)
+        .values_list("id", flat=True)
+    )
+    for class_id in class_ids:
+        for image_id, z in centroid_zscores(class_id).items():
+            scores[image_id] = OutlierScore(image_id, z=z, foreign_classes=Counter())
+    for row in neighbour_rows:
+        entry = scores.get(row.image_id)
+        if entry is None:
+            continue  # its class is too small to judge
+        entry.voted += 1
+        if row.other_class_id != row.class_id:
+            entry.foreign += 1
+            entry.foreign_classes[row.other_class_id] += 1
+    return scores
+
+
+def outlier_reason(entry, labels):
+    parts = [f"distance to class centre: robust z {entry.z:.1f}"]
+    if entry.foreign:
+        top_class, _ = entry.foreign_classes.most_common(1)[0]
+        parts.append(
+            f"{entry.foreign} of {entry.voted} nearest neighbours in other classes "
+            f"(mostly {labels.get(top_class, top_class)!r})"
+        )
+    return "; ".join(parts)
+
+
+# -- duplicates ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DuplicatePair:
+    image_id: int  # the lower id
+    other_id: int
+    distance: float | None = None
+    bits: int | None = None
+
+    @property
+    def score(self):
+        """1 for the same pixels; the mean of how close the vectors and the hashes are, each in [0, 1]."""
+        closeness = []
+        if self.distance is not None:
+            closeness.append(max(0.0, 1.0 - self.distance / DUPLICATE_MAX_DISTANCE))
+        if self.bits is not None:
+            closeness.append(max(0.0, 1.0 - self.bits / UNRELATED_BITS))
+        return sum(closeness) / len(closeness) if closeness else 0.0
+
+    @property
+    def reason(self):
+        parts = []
+        if self.bits is not None:
+            parts.append(
+                "same perceptual hash" if self.bits == 0 else f"perceptual hashes {self.bits} bits apart"
+            )
+        if self.distance is not None:
+            parts.append(f"embedding distance {self.distance:.3f}")
+        return "; ".join(parts)
+
+
+def duplicate_pairs(neighbour_rows):
+    """Candidate duplicate pairs: close embeddings among the kNN rows, plus equal perceptual hashes."""
+    pairs = {}
+    for row in neighbour_rows:
+        if row.distance <= DUPLICATE_MAX_DISTANCE:
+            key = (min(row.image_id, row.other_id), max(row.image_id, row.other_id))
+            pairs.setdefault(key, DuplicatePair(*key)).distance = float(row.distance)
+    for ids in _equal_phash_groups():
+        for i, a in enumerate(ids):
+            for b in ids[i + 1 :]:
+                pairs.setdefault((a, b), DuplicatePair(a, b))
+    _fill_in(pairs)
+    return [
+        p
+        for p in pairs.values()
+        if (p.distance is not None and p.distance <= DUPLICATE_MAX_DISTANCE)
+        or (p.bits is not None and p.bits <= DUPLICATE_MAX_BITS)
+    ]
+
+
+def _equal_phash_groups():
+    searchable = CatalogImage.objects.searchable().exclude(phash="")
+    repeated = (
+        searchable.values("phash").annotate(n=Count("id")).filter(n__gt=1).values_list("phash", flat=True)
+    )
+    groups = defaultdict(list)
+    for image_id, value in searchable.filter(phash__in=repeated).order_by("id").values_list("id", "phash"):
+        groups[value].append(image_id)
+    return groups.values()
+
+
+def _fill_in(pairs):
+    """Complete each pair with what the other signal says (hash bits, or vector distance)."""
+    ids = {i for key in pairs for i in key}
+    hashes = dict(CatalogImage.objects.filter(id__in=ids).exclude(phash="").values_list("id", "phash"))
+    missing = [key for key, p in pairs.items() if p.distance is None]
+    distances = _pair_distances(missing)
+    for key, pair in pairs.items():
+        if key[0] in hashes and key[1] in hashes:
+            pair.bits = hamming(hashes[key[0]], hashes[key[1]])
+        if pair.distance is None:
+            pair.distance = distances.get(key)
+
+
+def _pair_distances(keys):
+    if not keys:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.id, b.id, a.embedding <=> b.embedding FROM catalog_catalogimage a, catalog_catalogimage b,"
+            " unnest(%s::bigint[], %s::bigint[]) AS k(x, y) WHERE a.id = k.x AND b.id = k.y"
+            " AND a.embedding IS NOT NULL AND b.embedding IS NOT NULL",
+            [[k[0] for k in keys], [k[1] for k in keys]],
+        )
+        return {(a, b): float(d) for a, b, d in cursor.fetchall()}
+
+
+# -- storing -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SuspectSummary:
+    outliers: int = 0
+    duplicates: int = 0
+    phashes: int = 0
+
+
+def find_suspects(k=NEIGHBOURS):
+    """Recompute every suspect and store them; dismissed ones stay dismissed. Returns a SuspectSummary."""
+    summary = SuspectSummary()
+    summary.phashes, _ = backfill_phashes()
+    rows = list(neighbours(k))
+    labels = dict(WikidataClass.objects.values_list("id", "label"))
+    outliers = [
+        Suspect(
+            kind=Suspect.Kind.OUTLIER, image_id=e.image_id, score=e.score, reason=outlier_reason(e, labels)
+        )
+        for e in outlier_scores(rows).values()
+        if e.score >= OUTLIER_MIN_SCORE
+    ]
+    duplicates = [
+        Suspect(
+            kind=Suspect.Kind.DUPLICATE,
+            image_id=p.image_id,
+            other_id=p.other_id,
+            score=p.score,
+            reason=p.reason,
+        )
+        for p in duplicate_pairs(rows)
+    ]
+    with transaction.atomic():
+        Suspect.objects.filter(dismissed_at__isnull=True).delete()
+        # A dismissed suspect holds its (kind, image, other) key, so the conflict skips it.
+        Suspect.objects.bulk_create(outliers + duplicates, ignore_conflicts=True, batch_size=1000)
+    summary.outliers, summary.duplicates = len(outliers), len(duplicates)
+    return summary

@@ -1,0 +1,96 @@
+"""The suspect finder: planted outliers and duplicates come first, and curators' decisions stick."""
+
+import pytest
+from catalog_factories import centre, make_catalog, make_image, near, picture_bytes, same_pixels_other_bytes
+
+from catalog import curation
+from catalog.models import CatalogImage, Suspect
+from catalog.suspects import find_suspects
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalog():
+    return make_catalog(classes=3, per_class=10)
+
+
+def open_suspects(kind):
+    return list(Suspect.objects.open().filter(kind=kind).order_by("-score"))
+
+
+def test_an_image_that_looks_like_another_class_is_the_top_outlier(catalog):
+    first, second = list(catalog)[:2]
+    stray = make_image(first, 500, vector=near(centre(second.pk), 500))
+
+    find_suspects()
+
+    top = open_suspects(Suspect.Kind.OUTLIER)[0]
+    assert top.image == stray
+    assert "class 1" in top.reason  # names the class its neighbours are in
+
+
+def test_the_same_picture_stored_twice_is_the_top_duplicate_pair_even_across_classes(catalog):
+    first, second = list(catalog)[:2]
+    data = picture_bytes(600)
+    original = make_image(first, 600, data=data)
+    copy = make_image(
+        second, 601, data=same_pixels_other_bytes(data), vector=near(original.embedding, 601, 0.05)
+    )
+
+    find_suspects()
+
+    top = open_suspects(Suspect.Kind.DUPLICATE)[0]
+    assert {top.image, top.other} == {original, copy}
+    assert "same perceptual hash" in top.reason
+
+
+def test_equal_perceptual_hashes_make_a_pair_even_when_the_vectors_disagree(catalog):
+    first = list(catalog)[0]
+    data = picture_bytes(700)
+    original = make_image(first, 700, data=data)
+    copy = make_image(first, 701, data=same_pixels_other_bytes(data))  # unrelated synthetic vector
+
+    find_suspects()
+
+    pairs = [{s.image, s.other} for s in open_suspects(Suspect.Kind.DUPLICATE)]
+    assert {original, copy} in pairs
+
+
+def test_a_catalog_of_distinct_pictures_has_no_duplicates(catalog):
+    find_suspects()
+
+    assert open_suspects(Suspect.Kind.DUPLICATE) == []
+
+
+def test_a_dismissed_suspect_stays_dismissed_when_scores_are_computed_again(catalog):
+    first, second = list(catalog)[:2]
+    stray = make_image(first, 800, vector=near(centre(second.pk), 800))
+    find_suspects()
+    Suspect.objects.filter(image=stray).update(dismissed_at="2026-01-01T00:00Z")
+
+    find_suspects()
+
+    assert stray not in [s.image for s in open_suspects(Suspect.Kind.OUTLIER)]
+    assert Suspect.objects.filter(image=stray, dismissed_at__isnull=False).count() == 1
+
+
+def test_excluding_an_image_closes_its_suspicions_and_keeps_it_out_of_the_next_run(catalog):
+    first, second = list(catalog)[:2]
+    stray = make_image(first, 900, vector=near(centre(second.pk), 900))
+    find_suspects()
+
+    curation.exclude([stray.pk], "wrong class")
+    assert stray not in [s.image for s in open_suspects(Suspect.Kind.OUTLIER)]
+    find_suspects()
+
+    assert not Suspect.objects.filter(image=stray).exists()
+
+
+def test_images_stored_before_perceptual_hashes_get_one(catalog):
+    CatalogImage.objects.update(phash="")
+
+    find_suspects()
+
+    assert not CatalogImage.objects.filter(phash="").exists()
+    assert len(set(CatalogImage.objects.values_list("phash", flat=True))) == CatalogImage.objects.count()
