@@ -1,0 +1,136 @@
+"""Image embeddings: EfficientNet-Lite0's 1280-d pooled features, L2-normalised, for cosine search.
+
+Importing this package is cheap: TensorFlow (seconds to import, about half a gigabyte) is loaded only when
+an Embedder first needs its model, so web processes that never embed stay light.
+"""
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from catalog.imagefile import preprocess
+
+EMBEDDING_DIM = 1280
+MODEL_NAME = "efficientnet-lite0"
+# Names the weights (the .pth's hash prefix) and the preprocessing; change it when either changes, so
+# stored vectors are recognised as stale and the model cache is rebuilt.
+MODEL_VERSION = "imagenet-57934424/v1"
+INPUT_SIZE = 224
+NUM_CLASSES = 1000
+DEFAULT_BATCH_SIZE = 32
+
+
+def default_cache_dir() -> Path:
+    """settings.MODEL_CACHE_DIR under Django, else the user's cache directory."""
+    from django.conf import settings
+
+    if settings.configured or os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return Path(settings.MODEL_CACHE_DIR)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "revimg" / "models"
+
+
+def cache_file_name() -> str:
+    return f"{MODEL_NAME}-{MODEL_VERSION.replace('/', '-')}.keras"
+
+
+def _import_lite0():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from catalog.embedding import lite0
+
+    return lite0
+
+
+def _l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    # An all-zero feature vector (possible in principle after ReLU6) stays zero instead of becoming NaN.
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class Embedder:
+    """Turns images into unit-length 1280-d vectors; the model is loaded on first use."""
+
+    name = MODEL_NAME
+    version = MODEL_VERSION
+    dim = EMBEDDING_DIM
+
+    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE, cache_dir: str | Path | None = None):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._run = None
+        self._load_lock = threading.Lock()
+
+    @property
+    def cache_path(self) -> Path:
+        return (self.cache_dir or default_cache_dir()) / cache_file_name()
+
+    def load(self) -> None:
+        """Load the model now rather than on the first call (worker warm-up)."""
+        self._model_function()
+
+    def _model_function(self):
+        if self._run is None:
+            with self._load_lock:
+                if self._run is None:
+                    lite0 = _import_lite0()
+                    lite0.configure_threads()
+                    self._run = lite0.inference_function(lite0.load_or_build(self.cache_path))
+        return self._run
+
+    def _features_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
+            raise ValueError(
+                f"expected an array of shape (n, {INPUT_SIZE}, {INPUT_SIZE}, 3), got {batch.shape}"
+            )
+        if len(batch) == 0:
+            return np.zeros((0, EMBEDDING_DIM), np.float32), np.zeros((0, NUM_CLASSES), np.float32)
+        run = self._model_function()
+        chunks = [
+            run(batch[start : start + self.batch_size]) for start in range(0, len(batch), self.batch_size)
+        ]
+        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Unit-length vectors, shape (n, 1280), for preprocessed images of shape (n, 224, 224, 3)."""
+        features, _ = self._features_and_logits(batch)
+        return _l2_normalize(features)
+
+    def embed(self, images: list[Image.Image]) -> np.ndarray:
+        """Unit-length vectors, shape (n, 1280), one row per image, in order."""
+        return self.embed_batch(self._preprocess_all(images))
+
+    def classify(self, images: list[Image.Image]) -> np.ndarray:
+        """ImageNet-1k class probabilities, shape (n, 1000): for tests and diagnostics."""
+        _, logits = self._features_and_logits(self._preprocess_all(images))
+        return _softmax(logits)
+
+    @staticmethod
+    def _preprocess_all(images: list[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+        return np.stack([preprocess(image, INPUT_SIZE) for image in images])
+
+
+_shared_embedder: Embedder | None = None
+_shared_lock = threading.Lock()
+
+
+def get_embedder() -> Embedder:
+    """This process's shared Embedder (its model is loaded on first use, once)."""
+    global _shared_embedder
+    if _shared_embedder is None:
+        with _shared_lock:
+            if _shared_embedder is None:
+                _shared_embedder = Embedder()
+    return _shared_embedder

