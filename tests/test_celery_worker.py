@@ -1,0 +1,116 @@
+"""The crawl through a real Celery worker process and a real Redis broker.
+
+The worker is `celery -A revimg worker --pool=solo`, started for this test with its own Redis database
+number and queue name (so it cannot take anyone else's tasks), pointed at pytest's test database through
+REVIMG_DB_NAME (the test is transactional, so what it writes is committed and visible to the worker), and
+at the local Wikimedia stand-in through the base URL settings.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from celery import Celery
+from crawl_server import ADMONT, fake_wikimedia, standard_scenario
+from django.conf import settings as django_settings
+from django.db import connection
+
+from catalog.models import CatalogImage
+from ingest.models import ImageSource
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+BROKER = "redis://127.0.0.1:6379/14"
+DEADLINE_SECONDS = 300  # a bound for a broken worker, not a measurement
+
+
+@pytest.fixture
+def redis_broker():
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(BROKER)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    return client
+
+
+@pytest.fixture
+def wiki(httpserver, wikimedia_fixtures, settings):
+    yield from fake_wikimedia(httpserver, wikimedia_fixtures, settings)
+
+
+@pytest.fixture
+def worker(wiki, redis_broker, tmp_path):
+    queue = f"revimg-test-{uuid.uuid4().hex[:8]}"
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="revimg.settings",
+        REVIMG_DATA_DIR=str(django_settings.DATA_DIR),
+        REVIMG_DB_NAME=connection.settings_dict["NAME"],
+        REVIMG_MEDIA_ROOT=str(tmp_path / "worker-media"),
+        CELERY_BROKER_URL=BROKER,
+        CELERY_TASK_DEFAULT_QUEUE=queue,
+        REVIMG_REDIS_URL=BROKER,  # the shared rate limit, for real
+        REVIMG_HTTP_MIN_INTERVAL="0.01",
+        REVIMG_HTTP_BACKOFF="0.01",
+        REVIMG_HTTP_MAX_WAIT="1",
+        REVIMG_WIKIDATA_SPARQL_URL=django_settings.REVIMG_WIKIDATA_SPARQL_URL,
+        REVIMG_WIKIDATA_API_URL=django_settings.REVIMG_WIKIDATA_API_URL,
+        REVIMG_WIKIPEDIA_API_URL=django_settings.REVIMG_WIKIPEDIA_API_URL,
+        REVIMG_COMMONS_API_URL=django_settings.REVIMG_COMMONS_API_URL,
+    )
+    command = [sys.executable, "-m", "celery", "-A", "revimg", "worker", "--pool=solo", "-Q", queue]
+    command += ["--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=django_settings.BASE_DIR
+        )
+    try:
+        yield queue, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        redis_broker.delete(queue)
+
+
+def wait_for(condition, log):
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    pytest.fail("the worker did not finish; its log:\n" + log.read_text()[-5000:])
+
+
+def test_a_real_worker_runs_the_crawl_tasks_through_redis(wiki, worker):
+    standard_scenario(wiki)
+    queue, log = worker
+    client = Celery(broker=BROKER)
+    client.send_task("ingest.crawl", args=[3, 2], queue=queue)
+
+    def finished():
+        return (
+            ImageSource.objects.count() == 3
+            and not ImageSource.objects.filter(status="pending").exists()
+            and CatalogImage.objects.count() == 3
+            and not CatalogImage.objects.filter(embedding__isnull=True).exists()
+        )
+
+    wait_for(finished, log)
+    book = CatalogImage.objects.get(commons_file=ADMONT)
+    assert book.wikidata_class.qid == "Q571" and book.license == "CC BY-SA 2.0"
+    # Sending the same crawl again changes nothing: the tasks are idempotent.
+    client.send_task("ingest.crawl", args=[3, 2], queue=queue)
+    client.send_task("ingest.fetch_image", args=[ImageSource.objects.first().id], queue=queue)
+    marker = len(log.read_text())
+    wait_for(lambda: log.read_text()[marker:].count("succeeded") >= 2, log)
+    assert CatalogImage.objects.count() == 3
