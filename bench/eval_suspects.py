@@ -114,6 +114,7 @@ def ranks(manifest):
         .order_by("-score", "id")
         .values_list("image_id", "other_id")
     )
+    composition(outliers, pairs, manifest, ids)
     outlier_rank = {image_id: i + 1 for i, image_id in enumerate(outliers)}
     pair_rank = {frozenset(pair): i + 1 for i, pair in enumerate(pairs)}
     wrong = [outlier_rank.get(ids.get(item["path"][-255:])) for item in manifest["wrong"]]
@@ -122,6 +123,35 @@ def ranks(manifest):
         for item in manifest["duplicates"]
     ]
     return wrong, duplicates, len(outliers), len(pairs)
+
+
+def composition(outliers, pairs, manifest, ids):
+    """What the top of each list holds besides planted problems (precision, roughly)."""
+    from catalog.models import CatalogImage
+    from catalog.phash import hamming
+
+    wrong = {ids.get(item["path"][-255:]) for item in manifest["wrong"]}
+    copies = {ids.get(item["copy"][-255:]) for item in manifest["duplicates"] if item["cross_class"]}
+    planted_pairs = {
+        frozenset((ids.get(item["original"][-255:]), ids.get(item["copy"][-255:])))
+        for item in manifest["duplicates"]
+    }
+    hashes = dict(CatalogImage.objects.values_list("id", "phash"))
+    for k in (20, 50):
+        top = outliers[:k]
+        moved, copied = sum(i in wrong for i in top), sum(i in copies for i in top)
+        print(
+            f"top {k} outliers: {moved} moved, {copied} cross-class planted copies, {k - moved - copied} other"
+        )
+        top_pairs = pairs[:k]
+        planted = sum(frozenset(p) in planted_pairs for p in top_pairs)
+        same = sum(
+            frozenset(p) not in planted_pairs and hamming(hashes[p[0]], hashes[p[1]]) <= 4 for p in top_pairs
+        )
+        print(
+            f"top {k} pairs: {planted} planted, {same} other pairs with hashes <= 4 bits apart "
+            f"(duplicates already in the data set), {len(top_pairs) - planted - same} other"
+        )
 
 
 def recall_line(name, found_ranks, listed):

@@ -32,11 +32,18 @@ MIN_CLASS_SIZE = 5  # below this a class has no "rest" to be far from
 # Outliers: z-scores past this count fully; a score is half the kNN vote, half the clipped z-score.
 Z_FULL = 6.0
 OUTLIER_MIN_SCORE = 0.25
-# Duplicates: cosine distance and phash Hamming distance (of 64 bits) below which a pair is a candidate.
+# Duplicates: a pair is kept when its vectors are this close (cosine) or its 64-bit perceptual hashes differ
+# in at most this many bits. The hash is the stronger witness of "the same picture": a copy scaled down
+# to 60 % keeps its hash (0-2 bits) while its vector may move by 0.1-0.2, as much as a similar photo's.
 DUPLICATE_MAX_DISTANCE = 0.10
 DUPLICATE_MAX_BITS = 10
-# Two unrelated pictures differ in about half the 64 bits; a pair is scored by how far below that it is.
-UNRELATED_BITS = 32
+# Scoring: closeness falls linearly to 0 at these, and the hash weighs HASH_WEIGHT of the score.
+SCORE_DISTANCE = 0.25
+SCORE_BITS = 16
+HASH_WEIGHT = 0.6
+# Images sharing one hash are paired only in groups up to this size: a bigger group is a degenerate hash
+# (blank or uniform pictures), not one picture stored many times.
+MAX_HASH_GROUP = 20
 
 
 # -- perceptual hashes ---------------------------------------------------------------------------------
@@ -185,13 +192,12 @@ class DuplicatePair:
 
     @property
     def score(self):
-        """1 for the same pixels; the mean of how close the vectors and the hashes are, each in [0, 1]."""
-        closeness = []
-        if self.distance is not None:
-            closeness.append(max(0.0, 1.0 - self.distance / DUPLICATE_MAX_DISTANCE))
-        if self.bits is not None:
-            closeness.append(max(0.0, 1.0 - self.bits / UNRELATED_BITS))
-        return sum(closeness) / len(closeness) if closeness else 0.0
+        """1 for the same pixels, falling as the hashes and the vectors drift apart (each in [0, 1])."""
+        near_vector = None if self.distance is None else max(0.0, 1.0 - self.distance / SCORE_DISTANCE)
+        near_hash = None if self.bits is None else max(0.0, 1.0 - self.bits / SCORE_BITS)
+        if near_hash is None or near_vector is None:
+            return near_vector if near_hash is None else near_hash
+        return HASH_WEIGHT * near_hash + (1.0 - HASH_WEIGHT) * near_vector
 
     @property
     def reason(self):
@@ -206,13 +212,14 @@ class DuplicatePair:
 
 
 def duplicate_pairs(neighbour_rows):
-    """Candidate duplicate pairs: close embeddings among the kNN rows, plus equal perceptual hashes."""
+    """Duplicate pairs among the kNN rows and the groups of equal perceptual hashes, either signal enough."""
     pairs = {}
     for row in neighbour_rows:
-        if row.distance <= DUPLICATE_MAX_DISTANCE:
-            key = (min(row.image_id, row.other_id), max(row.image_id, row.other_id))
-            pairs.setdefault(key, DuplicatePair(*key)).distance = float(row.distance)
+        key = (min(row.image_id, row.other_id), max(row.image_id, row.other_id))
+        pairs.setdefault(key, DuplicatePair(*key)).distance = float(row.distance)
     for ids in _equal_phash_groups():
+        if len(ids) > MAX_HASH_GROUP:
+            continue
         for i, a in enumerate(ids):
             for b in ids[i + 1 :]:
                 pairs.setdefault((a, b), DuplicatePair(a, b))
@@ -238,8 +245,7 @@ def _equal_phash_groups():
 
 def _fill_in(pairs):
     """Complete each pair with what the other signal says (hash bits, or vector distance)."""
-    ids = {i for key in pairs for i in key}
-    hashes = dict(CatalogImage.objects.filter(id__in=ids).exclude(phash="").values_list("id", "phash"))
+    hashes = dict(CatalogImage.objects.searchable().exclude(phash="").values_list("id", "phash"))
     missing = [key for key, p in pairs.items() if p.distance is None]
     distances = _pair_distances(missing)
     for key, pair in pairs.items():
