@@ -1,6 +1,8 @@
 """The catalog: Wikidata classes and the images that stand for them, each with its embedding."""
 
-from django.db import models
+from contextlib import contextmanager
+
+from django.db import connections, models, transaction
 from django.db.models import Q
 from pgvector.django import CosineDistance, HnswIndex, VectorField
 
@@ -64,12 +66,54 @@ class CatalogImageQuerySet(models.QuerySet):
         )
 
     def nearest(self, vector, k=10):
-        """The k searchable images closest to vector by cosine distance, nearest first (HNSW index)."""
+        """The k searchable images closest to vector, nearest first, each with .distance (cosine).
+
+        Runs at once (a list, not a lazy QuerySet) because the HNSW scan needs per-transaction settings;
+        chain select_related/defer before it.
+        """
+        with hnsw_scan(k, self.db):
+            images = list(self.nearest_query(vector, k))
+        # A relaxed-order scan may hand rows back slightly out of order: put them right.
+        return sorted(images, key=lambda image: image.distance)
+
+    def nearest_query(self, vector, k=10):
+        """The SQL behind nearest(), left lazy for EXPLAIN; evaluate it inside hnsw_scan(k)."""
         return (
             self.searchable()
             .annotate(distance=CosineDistance("embedding", list(map(float, vector))))
             .order_by("distance")[:k]
         )
+
+
+# HNSW's candidate list: it returns at most ef_search rows, so it must be at least k; larger finds the true
+# neighbours more often at a small cost (pgvector's default is 40).
+HNSW_EF_SEARCH = 100
+
+
+@contextmanager
+def hnsw_scan(k, using="default"):
+    """A transaction in which the nearest-neighbour query uses the HNSW index and gets its k rows.
+
+    - ef_search at least k: the index returns at most ef_search rows.
+    - iterative_scan: without it the index yields ef_search candidates and the WHERE clause then drops the
+      excluded ones, so a query could return fewer than k rows. relaxed_order keeps scanning until k rows
+      pass the filter, for a slightly unordered stream that nearest() sorts again.
+    - enable_sort off: the planner does not count the cost of reading each 5 kB vector out of TOAST and
+      comparing it, so on a catalog of a few thousand images it prefers reading every row and sorting
+      them by distance, measured 30x slower than the index (31 ms against 0.8 ms for 3,000 images). The
+      index is the one plan that needs no sort.
+
+    For reading only: the block is rolled back on exit (a savepoint when the caller is already in a
+    transaction), so these settings never outlive it.
+    """
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true),"
+            " set_config('enable_sort', 'off', true)",
+            [str(min(1000, max(int(k), HNSW_EF_SEARCH))), "relaxed_order"],
+        )
+        yield
+        transaction.set_rollback(True, using=using)
 
 
 def image_upload_path(instance, filename):

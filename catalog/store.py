@@ -74,6 +74,9 @@ def save(wikidata_class, candidate, vector):
             image.file.save(
                 f"{candidate.sha256}.{candidate.extension}", ContentFile(candidate.data), save=False
             )
+            # Django leaves width/height empty for a file saved from a ContentFile; without them every load
+            # of the row opens the file again to measure it (a search loads 50 rows).
+            image.width, image.height = image.file.width, image.file.height
             image.thumbnail.save("thumb.jpg", ContentFile(thumbnail_bytes(candidate.image)), save=False)
             image.save()
     except IntegrityError:
