@@ -314,12 +314,12 @@ class CatalogImageAdmin(admin.ModelAdmin):
             return "none"
         return format_html_join(
             "",
-            '<p><a href="{}">{} {:.2f}</a>: {}</p>',
+            '<p><a href="{}">{} {}</a>: {}</p>',
             (
                 (
                     reverse("admin:catalog_suspect_changelist") + f"?id={s.pk}",
                     s.get_kind_display(),
-                    s.score,
+                    f"{s.score:.2f}",
                     s.reason,
                 )
                 for s in rows
@@ -337,8 +337,8 @@ class CatalogImageAdmin(admin.ModelAdmin):
             return "none"
         return format_html_join(
             "",
-            "<p>{:%Y-%m-%d %H:%M} {}: {}</p>",
-            ((e.action_time, e.user, e.get_change_message()) for e in entries),
+            "<p>{} {}: {}</p>",
+            ((f"{e.action_time:%Y-%m-%d %H:%M}", e.user, e.get_change_message()) for e in entries),
         )
 
     def save_model(self, request, obj, form, change):

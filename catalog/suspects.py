@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from .imagefile import ImageError, open_image
 from .models import CatalogImage, Suspect, WikidataClass
@@ -105,6 +105,8 @@ def neighbours(k=NEIGHBOURS, chunk=500):
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute(NEIGHBOURS_SQL, {**params, "after": part[0] - 1, "upto": part[-1]})
             rows = cursor.fetchall()
+        # Nearest first within each image: the relaxed-order index scan may hand rows back slightly unsorted.
+        rows.sort(key=lambda row: (row[0], row[4]))
         for row in rows:
             yield Neighbour(*row)
 
@@ -150,18 +152,23 @@ def centroid_zscores(class_id):
 def outlier_scores(neighbour_rows):
     """OutlierScore per searchable image, from centroid z-scores and the kNN label vote."""
     scores = {}
-    class_ids = (
-        WikidataClass.objects.annotate(n=Count("images"))
+    kept = [s for s in CatalogImage.Status.values if s != CatalogImage.Status.EXCLUDED]
+    searchable = Q(images__embedding__isnull=False, images__status__in=kept)
+    class_sizes = dict(
+        WikidataClass.objects.annotate(n=Count("images", filter=searchable))
         .filter(n__gte=MIN_CLASS_SIZE)
-        .values_list("id", flat=True)
+        .values_list("id", "n")
     )
-    for class_id in class_ids:
+    for class_id in class_sizes:
         for image_id, z in centroid_zscores(class_id).items():
             scores[image_id] = OutlierScore(image_id, z=z, foreign_classes=Counter())
-    for row in neighbour_rows:
+    for row in neighbour_rows:  # nearest first for each image
         entry = scores.get(row.image_id)
         if entry is None:
             continue  # its class is too small to judge
+        # A class of n images can fill only n - 1 places: later neighbours are foreign by necessity.
+        if entry.voted >= class_sizes[row.class_id] - 1:
+            continue
         entry.voted += 1
         if row.other_class_id != row.class_id:
             entry.foreign += 1

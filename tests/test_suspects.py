@@ -94,3 +94,11 @@ def test_images_stored_before_perceptual_hashes_get_one(catalog):
 
     assert not CatalogImage.objects.filter(phash="").exists()
     assert len(set(CatalogImage.objects.values_list("phash", flat=True))) == CatalogImage.objects.count()
+
+
+def test_images_of_a_class_smaller_than_k_are_not_outliers_for_lacking_neighbours():
+    make_catalog(classes=4, per_class=6)  # 6 images: only 5 same-class places among 10 neighbours
+
+    find_suspects()
+
+    assert all("in other classes" not in s.reason for s in open_suspects(Suspect.Kind.OUTLIER))

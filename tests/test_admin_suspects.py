@@ -1,0 +1,108 @@
+"""The Suspects admin: worst first, pictures side by side, and one click to keep one and exclude the other."""
+
+import pytest
+from catalog_factories import centre, make_catalog, make_image, near, picture_bytes, same_pixels_other_bytes
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from catalog.models import CatalogImage, Suspect
+from catalog.suspects import find_suspects
+
+pytestmark = pytest.mark.django_db
+
+SUSPECTS = reverse("admin:catalog_suspect_changelist")
+
+
+@pytest.fixture
+def planted():
+    """A catalog with one image in the wrong class and one picture stored twice."""
+    catalog = make_catalog(classes=3, per_class=8)
+    first, second = list(catalog)[:2]
+    stray = make_image(first, 500, vector=near(centre(second.pk), 500))
+    data = picture_bytes(600)
+    original = make_image(first, 600, data=data)
+    copy = make_image(
+        first, 601, data=same_pixels_other_bytes(data), vector=near(original.embedding, 601, 0.05)
+    )
+    find_suspects()
+    return {"stray": stray, "original": original, "copy": copy}
+
+
+def resolve(client, suspect, decision):
+    url = reverse("admin:catalog_suspect_resolve", args=[suspect.pk])
+    return client.post(
+        url, {"resolve": decision}, HTTP_REFERER="http://testserver" + SUSPECTS + "?kind=duplicate"
+    )
+
+
+def test_duplicates_are_listed_side_by_side_with_buttons_to_resolve(admin_client, planted):
+    response = admin_client.get(SUSPECTS, {"kind": "duplicate"})
+
+    top = response.context["cl"].result_list[0]
+    assert {top.image, top.other} == {planted["original"], planted["copy"]}
+    assert (
+        planted["original"].thumbnail.url in response.text and planted["copy"].thumbnail.url in response.text
+    )
+    assert f"Keep #{top.image_id}, exclude #{top.other_id}" in response.text
+    assert reverse("admin:catalog_suspect_resolve", args=[top.pk]) in response.text
+
+
+def test_outliers_come_most_suspicious_first(admin_client, planted):
+    response = admin_client.get(SUSPECTS, {"kind": "outlier"})
+
+    rows = list(response.context["cl"].result_list)
+    assert rows[0].image == planted["stray"]
+    assert [s.score for s in rows] == sorted((s.score for s in rows), reverse=True)
+
+
+def test_suspect_list_costs_the_same_queries_for_1_row_as_for_many(admin_client, planted):
+    with CaptureQueriesContext(connection) as few:
+        one = admin_client.get(SUSPECTS, {"kind": "duplicate"})
+    with CaptureQueriesContext(connection) as many:
+        every = admin_client.get(SUSPECTS)
+
+    assert len(one.context["cl"].result_list) == 1 < len(every.context["cl"].result_list)
+    assert len(many) == len(few)
+
+
+def test_keeping_one_copy_excludes_the_other_and_closes_the_pair(admin_client, planted):
+    suspect = Suspect.objects.get(kind=Suspect.Kind.DUPLICATE, image=planted["original"])
+
+    response = resolve(admin_client, suspect, "exclude-other")
+
+    assert response.status_code == 302 and response.url.endswith("?kind=duplicate")
+    copy = CatalogImage.objects.get(pk=planted["copy"].pk)
+    assert copy.status == CatalogImage.Status.EXCLUDED
+    assert copy.status_reason.startswith(f"duplicate of #{planted['original'].pk}")
+    assert CatalogImage.objects.get(pk=planted["original"].pk).status == CatalogImage.Status.ACTIVE
+    assert not Suspect.objects.open().filter(pk=suspect.pk).exists()
+    assert any(f"Excluded #{copy.pk}" in str(m) for m in get_messages(response.wsgi_request))
+
+
+def test_dismissing_a_suspect_keeps_both_images_and_hides_it(admin_client, planted):
+    suspect = Suspect.objects.get(kind=Suspect.Kind.OUTLIER, image=planted["stray"])
+
+    resolve(admin_client, suspect, "dismiss")
+
+    assert CatalogImage.objects.get(pk=planted["stray"].pk).status == CatalogImage.Status.ACTIVE
+    shown = admin_client.get(SUSPECTS, {"kind": "outlier"}).context["cl"].result_list
+    assert suspect.pk not in [s.pk for s in shown]
+    dismissed = admin_client.get(SUSPECTS, {"state": "dismissed"}).context["cl"].result_list
+    assert [s.pk for s in dismissed] == [suspect.pk]
+
+
+def test_resolving_needs_a_post(admin_client, planted):
+    suspect = Suspect.objects.first()
+
+    response = admin_client.get(reverse("admin:catalog_suspect_resolve", args=[suspect.pk]))
+
+    assert response.status_code == 405
+
+
+def test_an_image_page_lists_its_open_suspicions(admin_client, planted):
+    response = admin_client.get(reverse("admin:catalog_catalogimage_change", args=[planted["stray"].pk]))
+
+    assert "Outlier 0." in response.text or "Outlier 1." in response.text
+    assert "nearest neighbours in other classes" in response.text
