@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files served from our own static files: the docs page works without a CDN.
+    "drf_spectacular_sidecar",
     "catalog",
     "search",
     "ingest",
@@ -181,12 +183,17 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Every API error is {"error": {"code": ..., "message": ...}}.
+    "EXCEPTION_HANDLER": "search.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "revimg API",
     "DESCRIPTION": "Reverse image search over a catalog of Wikidata classes.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

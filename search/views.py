@@ -1,6 +1,74 @@
+"""The public page (a form, the verdict and a grid of the closest images) and the health check."""
+
+import base64
+
+from django.conf import settings
 from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from catalog.models import CatalogImage
+from catalog.store import thumbnail_bytes
+
+from . import service
+from .inputs import REFUSALS, QueryError, query_image
+from .throttles import AnonSearchThrottle
+
+# More than the API's default: a page of thumbnails is cheap to look through.
+PAGE_K = 20
+
+# Where an API message is written for programs, the page says it for people.
+PAGE_MESSAGES = {
+    "not_an_image": "That file is not a picture we can read. Try a JPEG, PNG, WebP or GIF.",
+    "truncated": "That picture seems damaged or cut short. Try saving it again, or use another one.",
+    "url_forbidden": "That address leads into a private network, which we never fetch. "
+    "Give the address of a picture on the public web.",
+    "throttled": "You have searched a lot in a short time. Please wait a minute and try again.",
+    "not_found": "That picture is no longer in the catalog.",
+}
+
+
+@require_http_methods(["GET", "POST"])
+def index(request):
+    context, status = {"max_upload_mb": settings.MAX_UPLOAD_MB}, 200
+    try:
+        if request.method == "POST":
+            context.update(_search_posted(request))
+        elif request.GET.get("similar"):
+            context.update(_search_similar(request, request.GET["similar"]))
+    except REFUSALS as exc:
+        context["error"] = PAGE_MESSAGES.get(exc.code, exc.message)
+        status = exc.status
+    return render(request, "search/index.html", context, status=status)
+
+
+def _search_posted(request):
+    _throttle(request)
+    image = query_image(upload=request.FILES.get("image"), url=request.POST.get("url", "").strip())
+    # The query is shown back as an inline thumbnail: nothing of it is stored.
+    preview = "data:image/jpeg;base64," + base64.b64encode(thumbnail_bytes(image)).decode("ascii")
+    return {"result": service.search_image(image, PAGE_K), "query_preview": preview}
+
+
+def _search_similar(request, image_id):
+    _throttle(request)
+    try:
+        result = service.search_similar(int(image_id), PAGE_K)
+    except (ValueError, CatalogImage.DoesNotExist):
+        raise QueryError("not_found", "That picture is not in the catalog.", status=404) from None
+    return {"result": result, "query_preview": _thumbnail_url(result.query_image)}
+
+
+def _thumbnail_url(image):
+    return (image.thumbnail or image.file).url
+
+
+def _throttle(request):
+    throttle = AnonSearchThrottle()
+    if not throttle.allow_request(request, None):
+        raise QueryError("throttled", "Too many searches.", status=429)
 
 
 def healthz(request):

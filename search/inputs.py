@@ -1,0 +1,71 @@
+"""Turning what a person sends (an uploaded file or a URL) into a decoded image, or a clear refusal.
+
+Every refusal is a QueryError with a stable `code`, a `message` a person can act on and the HTTP `status`
+to answer with; ImageError (catalog.imagefile) and UntrustedFetchError (catalog.http) carry the same three.
+"""
+
+from django.conf import settings
+
+from catalog.http import UntrustedFetchError, fetch_untrusted_image
+from catalog.imagefile import ImageError, open_image
+
+from .service import DEFAULT_K, MAX_K
+
+
+class QueryError(ValueError):
+    def __init__(self, code, message, status=400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+# Everything that means "this input cannot be searched"; each has .code, .message and .status.
+REFUSALS = (QueryError, ImageError, UntrustedFetchError)
+
+
+def max_upload_bytes():
+    return settings.MAX_UPLOAD_MB * 2**20
+
+
+def too_large():
+    return QueryError("too_large", f"The picture is larger than {settings.MAX_UPLOAD_MB} MB.", status=413)
+
+
+def image_from_upload(upload):
+    """Decode an UploadedFile, refusing it before reading when it is over the size limit."""
+    if upload.size > max_upload_bytes():
+        raise too_large()
+    return open_image(upload.read(), max_bytes=max_upload_bytes())
+
+
+def image_from_url(url):
+    """Fetch (public addresses only) and decode the picture at url."""
+    download = fetch_untrusted_image(url.strip(), max_upload_bytes())
+    return open_image(download.content, max_bytes=max_upload_bytes())
+
+
+def query_image(upload=None, url=None):
+    """The one picture to search for: an upload or a URL, not both, not neither."""
+    if upload is not None and url:
+        raise QueryError("ambiguous_query", "Send either a picture or an address, not both.")
+    if upload is not None:
+        return image_from_upload(upload)
+    if url:
+        return image_from_url(url)
+    raise QueryError("no_image", "Choose a picture, or give the address of one.")
+
+
+def parse_k(value):
+    """The number of results asked for: 1 to MAX_K, DEFAULT_K when not given."""
+    if value in (None, ""):
+        return DEFAULT_K
+    if isinstance(value, bool | float):  # JSON true or 2.5: not a count, whatever int() would make of it
+        raise QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.")
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.") from None
+    if not 1 <= k <= MAX_K:
+        raise QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.")
+    return k

@@ -1,0 +1,96 @@
+"""One search, shared by the page and the API: a picture (or a catalog image) in, a verdict and neighbours out."""
+
+import time
+from dataclasses import dataclass
+
+from catalog.embedding import MODEL_NAME, MODEL_VERSION, get_embedder
+from catalog.models import CatalogImage, WikidataClass
+
+from . import verdict
+
+DEFAULT_K = 10
+MAX_K = 100
+# Classes listed with an answer: past the first few, the scores of the verdict are only noise.
+MAX_CLASSES = 10
+
+
+@dataclass
+class ClassHit:
+    wikidata_class: WikidataClass
+    score: float
+
+
+@dataclass
+class ImageHit:
+    image: CatalogImage  # with wikidata_class loaded
+    similarity: float
+
+
+@dataclass
+class SearchResult:
+    model: str
+    match: bool
+    confidence: float
+    took_ms: float
+    classes: list[ClassHit]  # best first
+    results: list[ImageHit]  # most similar first
+    query_image: CatalogImage | None = None  # set for "more like this"
+
+
+def model_label():
+    return f"{MODEL_NAME}/{MODEL_VERSION}"
+
+
+def search_image(image, k=DEFAULT_K):
+    """Search the catalog for a decoded RGB PIL image."""
+    started = time.perf_counter()
+    vector = get_embedder().embed([image])[0]
+    return _answer(vector, k, started)
+
+
+def search_similar(image_id, k=DEFAULT_K):
+    """ "More like this": search from a catalog image's stored vector, leaving the image itself out.
+
+    Raises CatalogImage.DoesNotExist when it is not a searchable image.
+    """
+    started = time.perf_counter()
+    query = CatalogImage.objects.searchable().select_related("wikidata_class").get(pk=image_id)
+    result = _answer(query.embedding, k, started, leave_out=query.pk)
+    result.query_image = query
+    return result
+
+
+def _answer(vector, k, started, leave_out=None):
+    hits = _neighbours(vector, max(k, verdict.NEIGHBOURS), leave_out)
+    judged = _judge(hits[: verdict.NEIGHBOURS])
+    return SearchResult(
+        model=model_label(),
+        match=judged.match,
+        confidence=judged.confidence,
+        classes=_class_hits(judged.classes, hits),
+        results=hits[:k],
+        took_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _judge(hits):
+    if not hits:  # an empty catalog: nothing can look like anything
+        return verdict.Verdict(match=False, confidence=0.0, classes=[])
+    return verdict.judge(
+        [verdict.Neighbour(h.image.pk, h.image.wikidata_class_id, h.similarity) for h in hits]
+    )
+
+
+def _neighbours(vector, n, leave_out):
+    images = (
+        CatalogImage.objects.select_related("wikidata_class")
+        .defer("embedding")
+        .nearest(vector, n + (leave_out is not None))
+    )
+    return [ImageHit(image, 1.0 - image.distance) for image in images if image.pk != leave_out][:n]
+
+
+def _class_hits(scores, hits):
+    # Every class the verdict names comes from a neighbour, whose class row is already loaded.
+    classes = {hit.image.wikidata_class_id: hit.image.wikidata_class for hit in hits}
+    return [ClassHit(classes[score.class_id], score.score) for score in scores[:MAX_CLASSES]]
