@@ -16,7 +16,16 @@ from .models import CatalogImage
 from .phash import phash_hex
 
 THUMBNAIL_SIZE = (320, 320)
-FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+FORMAT_EXTENSIONS = {
+    "JPEG": "jpg",
+    "MPO": "jpg",  # phone cameras' multi-picture JPEG
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "AVIF": "avif",
+    "BMP": "bmp",
+    "TIFF": "tif",
+}
 
 
 def content_hash(data):

@@ -17,4 +17,4 @@ def warm_up_embedder(**_kwargs):
     # Load the image model once per worker process, never at import time of a web process.
     from catalog.embedding import get_embedder
 
-    get_embedder()
+    get_embedder().load()
