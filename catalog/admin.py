@@ -29,9 +29,11 @@ EXCLUDED = CatalogImage.Status.EXCLUDED
 def thumbnail_tag(image, width=THUMB_WIDTH):
     if image is None or not image.thumbnail:
         return "—"
+    # A box, not a width: tall pictures must not stretch the rows.
     return format_html(
-        '<img src="{}" width="{}" alt="" loading="lazy" style="border-radius:3px">',
+        '<img src="{}" alt="" loading="lazy" style="max-width:{}px;max-height:{}px;border-radius:3px">',
         image.thumbnail.url,
+        width,
         width,
     )
 
@@ -266,6 +268,9 @@ class CatalogImageAdmin(admin.ModelAdmin):
             )
         )
 
+    def has_add_permission(self, request):
+        return False  # images arrive through import_images or the crawl, with their files and vectors
+
     def get_ordering(self, request):
         # Filtering on suspicion means "show me the worst first".
         if request.GET.get(SuspiciousFilter.parameter_name, "none") != "none":
@@ -290,9 +295,9 @@ class CatalogImageAdmin(admin.ModelAdmin):
     def has_vector(self, image):
         return image.embedded
 
-    @admin.display(description="Stale", boolean=True, ordering="stale")
+    @admin.display(description="Vector", ordering="stale")
     def stale_vector(self, image):
-        return image.stale
+        return "stale" if image.stale else ""
 
     @admin.display(description="Suspect score", ordering=F("suspect_score").desc(nulls_last=True))
     def suspicion(self, image):
@@ -461,6 +466,10 @@ class SuspectAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # resolved with the buttons, which change the images, not the suspect
+
+    def changelist_view(self, request, extra_context=None):
+        title = "Suspects, most suspicious first: keep, exclude or dismiss"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
     def get_urls(self):
         resolve = self.admin_site.admin_view(self.resolve_view)

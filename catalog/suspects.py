@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 NEIGHBOURS = 10  # k of the kNN label vote and of the duplicate candidates
 MIN_CLASS_SIZE = 5  # below this a class has no "rest" to be far from
-# Outliers: z-scores past this count fully; a score is half the kNN vote, half the clipped z-score.
-Z_FULL = 6.0
+# Outliers: a score is half the kNN vote (share of foreign neighbours), half the centroid z-score squashed
+# into [0, 1) (z / (z + Z_HALF): Z_HALF counts one half), so the far-out keep their order instead of tying.
+Z_HALF = 3.0
 OUTLIER_MIN_SCORE = 0.25
 # Duplicates: a pair is kept when its vectors are this close (cosine) or its 64-bit perceptual hashes differ
 # in at most this many bits. The hash is the stronger witness of "the same picture": a copy scaled down
@@ -125,7 +126,8 @@ class OutlierScore:
     @property
     def score(self):
         vote = self.foreign / self.voted if self.voted else 0.0
-        return 0.5 * vote + 0.5 * min(max(self.z, 0.0), Z_FULL) / Z_FULL
+        z = max(self.z, 0.0)
+        return 0.5 * vote + 0.5 * z / (z + Z_HALF)
 
 
 def centroid_zscores(class_id):
