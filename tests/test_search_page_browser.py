@@ -1,0 +1,158 @@
+"""The search page in a real browser (Debian's Chromium through Playwright) against a live server."""
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from PIL import Image
+from skimage import data as skimage_data
+
+from catalog import store
+from tests.catalog_factories import make_catalog, make_class
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make browser)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; Django then refuses database calls from
+    # it unless told that this is deliberate.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def page(browser, settings):
+    settings.ANON_SEARCH_RATE = None
+    cache.clear()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)  # the first search loads the image model
+    yield page
+    context.close()
+
+
+def jpeg_file(tmp_path, image, name):
+    path = tmp_path / name
+    image.convert("RGB").save(path, format="JPEG", quality=90)
+    return path
+
+
+@pytest.fixture
+def photo_catalog(caltech):
+    """A small catalog of real photos, embedded for real: 4 classes of 8."""
+    for folder in ("Faces", "Motorbikes", "airplanes", "strawberry"):
+        wikidata_class = make_class(folder, qid={"Faces": "Q1373131"}.get(folder))
+        for path in sorted((caltech / folder).iterdir())[:8]:
+            store.add_image(wikidata_class, path.read_bytes(), origin="local")
+    return caltech
+
+
+def test_uploading_a_photo_shows_the_verdict_and_similar_pictures(page, live_server, photo_catalog, tmp_path):
+    query = sorted((photo_catalog / "Faces").iterdir())[20]  # not in the catalog itself
+
+    page.goto(live_server.url)
+    page.set_input_files("#image-input", str(query))  # choosing a file searches at once
+    page.wait_for_selector("#answer")
+
+    assert page.locator("#answer").get_attribute("class").split()[-1] == "is-match"
+    assert page.locator(".verdict-title").inner_text() == "Faces"
+    assert page.locator("#answer a[href='https://www.wikidata.org/wiki/Q1373131']").count() == 1
+    cards = page.locator("#results .card")
+    assert cards.count() == 20
+    assert cards.first.locator(".label").inner_text() == "Faces"
+    assert cards.first.locator(".more").get_attribute("href").startswith("/?similar=")
+    assert page.locator("#results img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
+
+    cards.nth(1).locator(".more").click()  # "more like this" from a result
+    page.wait_for_selector("#answer .from")
+    assert page.locator("#results .card").count() == 20
+
+
+def test_a_photo_of_nothing_in_the_catalog_says_so_and_marks_the_closest(page, live_server, tmp_path):
+    make_catalog(classes=3, per_class=4)  # made-up vectors: no photo looks like any of them
+    coffee = jpeg_file(tmp_path, Image.fromarray(skimage_data.coffee()), "coffee.jpg")
+
+    page.goto(live_server.url)
+    page.set_input_files("#image-input", str(coffee))
+    page.wait_for_selector("#answer")
+
+    assert "is-no-match" in page.locator("#answer").get_attribute("class")
+    assert page.locator(".verdict-title").inner_text() == "Nothing in the catalog looks like this."
+    assert page.locator("#results .card").count() == 12
+    assert page.locator("#results .badge").count() == 12
+    assert page.locator("#results .badge").first.inner_text() == "closest, not a match"
+    assert page.locator(".results-title").inner_text().startswith("Closest pictures")
+
+
+def test_a_dropped_picture_is_previewed_and_searched(page, live_server):
+    make_catalog(classes=2, per_class=3)
+    page.goto(live_server.url)
+
+    dropped = page.evaluate_handle(
+        """async () => {
+            const canvas = document.createElement("canvas");
+            canvas.width = 120; canvas.height = 90;
+            const ctx = canvas.getContext("2d");
+            ctx.fillStyle = "#3a7"; ctx.fillRect(0, 0, 120, 90);
+            ctx.fillStyle = "#fc3"; ctx.beginPath(); ctx.arc(60, 45, 30, 0, 7); ctx.fill();
+            const blob = await new Promise(done => canvas.toBlob(done, "image/png"));
+            const files = new DataTransfer();
+            files.items.add(new File([blob], "drawing.png", {type: "image/png"}));
+            return files;
+        }"""
+    )
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": dropped})
+    page.wait_for_selector("#answer")
+
+    assert page.locator("#answer img.query").get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert page.locator("#results .card").count() == 6
+
+
+def test_a_file_that_is_not_a_picture_gets_an_error_in_plain_words(page, live_server, tmp_path):
+    notes = tmp_path / "holiday.jpg"
+    notes.write_text("this is not really a photo")
+
+    page.goto(live_server.url)
+    page.set_input_files("#image-input", str(notes))
+    page.wait_for_selector("#error")
+
+    assert page.locator("#error").inner_text().startswith("That file is not a picture we can read.")
+
+
+def test_the_page_fits_a_phone_screen(browser, live_server, tmp_path, settings):
+    settings.ANON_SEARCH_RATE = None
+    make_catalog(classes=2, per_class=4)
+    picture = io.BytesIO()
+    Image.fromarray(skimage_data.chelsea()).save(picture, format="JPEG")
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+
+    page.goto(live_server.url)
+    page.set_input_files(
+        "#image-input", {"name": "cat.jpg", "mimeType": "image/jpeg", "buffer": picture.getvalue()}
+    )
+    page.wait_for_selector("#answer")
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.locator("#search-button").is_visible()
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    context.close()
