@@ -1,7 +1,10 @@
 """The suspect finder: planted outliers and duplicates come first, and curators' decisions stick."""
 
+import io
+
 import pytest
 from catalog_factories import centre, make_catalog, make_image, near, picture_bytes, same_pixels_other_bytes
+from django.core.management import call_command
 
 from catalog import curation
 from catalog.models import CatalogImage, Suspect
@@ -102,3 +105,14 @@ def test_images_of_a_class_smaller_than_k_are_not_outliers_for_lacking_neighbour
     find_suspects()
 
     assert all("in other classes" not in s.reason for s in open_suspects(Suspect.Kind.OUTLIER))
+
+
+def test_the_commands_report_what_they_did(catalog):
+    CatalogImage.objects.update(phash="")
+    out = io.StringIO()
+
+    call_command("backfill_phash", "--no-progress", stdout=out)
+    call_command("find_suspects", stdout=out)
+
+    assert "30 hashed, 0 failed" in out.getvalue()
+    assert "duplicate pairs (0 perceptual hashes computed)" in out.getvalue()
