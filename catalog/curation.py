@@ -41,7 +41,13 @@ def _set_status(ids, status, reason, user, message):
 def exclude(ids, reason, user=None):
     """Take images out of search (the file and row stay, so restoring is one click)."""
     reason = reason.strip()
-    return _set_status(ids, CatalogImage.Status.EXCLUDED, reason, user, f"Excluded: {reason}")
+    ids = list(ids)
+    count = _set_status(ids, CatalogImage.Status.EXCLUDED, reason, user, f"Excluded: {reason}")
+    # An excluded picture must not go on standing for its class.
+    for wikidata_class in WikidataClass.objects.filter(main_image__in=ids):
+        WikidataClass.objects.filter(pk=wikidata_class.pk).update(main_image=None, updated_at=timezone.now())
+        record(user, [wikidata_class], f"Main image #{wikidata_class.main_image_id} excluded: none now")
+    return count
 
 
 def restore(ids, user=None):

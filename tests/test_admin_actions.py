@@ -139,3 +139,12 @@ def test_an_image_page_shows_its_history(admin_client, catalog):
 
     assert "Excluded: blurry" in page.text
     assert "Excluded: blurry" in log.text
+
+
+def test_excluding_a_class_main_image_leaves_the_class_without_one(admin_client, catalog):
+    wikidata_class, images = next(iter(catalog.items()))
+    act(admin_client, "make_main_image", [images[0]])
+
+    act(admin_client, "exclude_images", [images[0]], apply="1", reason="a logo")
+
+    assert WikidataClass.objects.get(pk=wikidata_class.pk).main_image is None
