@@ -106,3 +106,14 @@ def test_an_image_page_lists_its_open_suspicions(admin_client, planted):
 
     assert "Outlier 0." in response.text or "Outlier 1." in response.text
     assert "nearest neighbours in other classes" in response.text
+
+
+def test_several_suspects_can_be_dismissed_at_once(admin_client, planted):
+    chosen = list(Suspect.objects.open()[:2])
+
+    response = admin_client.post(
+        SUSPECTS, {"action": "dismiss", "_selected_action": [s.pk for s in chosen]}, follow=True
+    )
+
+    assert "Dismissed 2 suspect(s)" in response.text
+    assert not Suspect.objects.open().filter(pk__in=[s.pk for s in chosen]).exists()
