@@ -473,7 +473,12 @@ class SuspectAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         resolve = self.admin_site.admin_view(self.resolve_view)
-        return [path("<int:pk>/resolve/", resolve, name="catalog_suspect_resolve"), *super().get_urls()]
+        recompute = self.admin_site.admin_view(self.recompute_view)
+        return [
+            path("<int:pk>/resolve/", resolve, name="catalog_suspect_resolve"),
+            path("recompute/", recompute, name="catalog_suspect_recompute"),
+            *super().get_urls(),
+        ]
 
     @admin.display(description="Score", ordering="-score")
     def score_display(self, suspect):
@@ -527,6 +532,14 @@ class SuspectAdmin(admin.ModelAdmin):
             raise PermissionDenied
         suspect = get_object_or_404(Suspect.objects.select_related("image", "other"), pk=pk)
         self.message_user(request, resolve_suspect(suspect, request.POST.get("resolve"), request.user))
+        return HttpResponseRedirect(self._back(request))
+
+    def recompute_view(self, request):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("catalog.change_catalogimage"):
+            raise PermissionDenied
+        self.message_user(request, _task_message("Finding suspects", tasks.find_suspects.delay()))
         return HttpResponseRedirect(self._back(request))
 
     def _back(self, request):

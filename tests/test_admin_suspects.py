@@ -117,3 +117,13 @@ def test_several_suspects_can_be_dismissed_at_once(admin_client, planted):
 
     assert "Dismissed 2 suspect(s)" in response.text
     assert not Suspect.objects.open().filter(pk__in=[s.pk for s in chosen]).exists()
+
+
+def test_suspects_can_be_found_again_from_the_admin(admin_client, planted):
+    Suspect.objects.all().delete()
+
+    response = admin_client.post(reverse("admin:catalog_suspect_recompute"), follow=True)
+
+    assert "Finding suspects: " in response.text and "outliers" in response.text
+    assert Suspect.objects.open().filter(image=planted["stray"]).exists()
+    assert 'id="recompute-suspects"' in admin_client.get(SUSPECTS).text
