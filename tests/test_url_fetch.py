@@ -5,10 +5,14 @@ test if anything tries to connect beyond loopback. The fetches that succeed go t
 """
 
 import ipaddress
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 
 import pytest
+from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from catalog import netguard
@@ -291,3 +295,42 @@ def test_a_closed_port_is_reported_as_unreachable():
         error = refusal(f"http://127.0.0.1:{port}/x.png", allowed_private=[f"127.0.0.1:{port}"])
 
     assert error.code == "url_unreachable"
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    """A local HTTPS server whose certificate names pictures.test, and the CA file that trusts it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pictures.test",
+         "-addext", "subjectAltName=DNS:pictures.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    yield server, cert
+    server.clear()
+    server.stop()
+
+
+def test_https_checks_the_certificate_against_the_name_while_connecting_to_the_checked_address(
+    https_server, fake_dns, monkeypatch
+):
+    server, cert = https_server
+    server.expect_request("/p.png").respond_with_data(PNG_BYTES)
+    monkeypatch.setattr("requests.certs.where", lambda: str(cert))
+    fake_dns.answers["pictures.test"] = ["127.0.0.1"]
+    fake_dns.answers["other.test"] = ["127.0.0.1"]
+    allowed = [f"pictures.test:{server.port}", f"other.test:{server.port}"]
+
+    download = fetch_untrusted_image(
+        f"https://pictures.test:{server.port}/p.png", MB, allowed_private=allowed
+    )
+    error = refusal(f"https://other.test:{server.port}/p.png", allowed_private=allowed)
+
+    assert download.content == PNG_BYTES
+    assert error.code == "url_tls"  # the certificate names pictures.test, not other.test
