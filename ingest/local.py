@@ -3,9 +3,8 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.imagefile import ImageError
-
 from catalog import store
+from catalog.imagefile import ImageError
 from catalog.models import CatalogImage, WikidataClass
 
 BATCH_SIZE = 32
