@@ -1,0 +1,89 @@
+"""The verdict: classes ranked by their images' evidence, a calibrated confidence, an honest no-match."""
+
+import numpy as np
+import pytest
+
+from search.verdict import NEIGHBOURS, Neighbour, judge
+
+
+def neighbours(*pairs):
+    """Neighbours from (class id, similarity) pairs, best first."""
+    ordered = sorted(pairs, key=lambda pair: -pair[1])
+    return [Neighbour(image_id=i, class_id=c, similarity=s) for i, (c, s) in enumerate(ordered)]
+
+
+def scattered(top, step=0.004, classes=25):
+    """A list where every neighbour belongs to another class than the last: no class stands out."""
+    return neighbours(*[(i % classes, top - i * step) for i in range(NEIGHBOURS)])
+
+
+def test_several_close_images_of_one_class_give_a_confident_match():
+    result = judge(neighbours((7, 0.86), (7, 0.84), (7, 0.83), (7, 0.80), (3, 0.55), (4, 0.52), (5, 0.50)))
+
+    assert result.match
+    assert result.confidence > 0.9
+    assert result.classes[0].class_id == 7
+
+
+def test_unrelated_neighbours_scattered_over_classes_give_no_match():
+    result = judge(scattered(top=0.45))
+
+    assert not result.match
+    assert result.confidence < 0.1
+
+
+def test_several_close_images_beat_one_lucky_image():
+    result = judge(neighbours((1, 0.80), (2, 0.79), (2, 0.785), (2, 0.78), (3, 0.5)))
+
+    assert [c.class_id for c in result.classes[:2]] == [2, 1]
+    assert result.classes[0].score > result.classes[1].score
+
+
+def test_class_scores_are_shares_that_sum_to_one_best_first():
+    result = judge(scattered(top=0.7))
+
+    scores = [c.score for c in result.classes]
+    assert scores == sorted(scores, reverse=True)
+    assert sum(scores) == pytest.approx(1.0)
+    assert len({c.class_id for c in result.classes}) == len(result.classes)
+
+
+def test_confidence_rises_with_similarity_when_nothing_else_changes():
+    confidences = [judge(scattered(top=top)).confidence for top in np.linspace(0.2, 1.0, 17)]
+
+    assert all(0.0 <= c <= 1.0 for c in confidences)
+    assert confidences == sorted(confidences)
+    assert confidences[-1] > confidences[0]
+
+
+def test_confidence_falls_when_other_classes_close_in():
+    lonely = judge(neighbours((1, 0.75), (1, 0.74), (1, 0.73), (2, 0.50), (3, 0.49)))
+    contested = judge(neighbours((1, 0.75), (1, 0.74), (1, 0.73), (2, 0.745), (3, 0.735)))
+
+    assert contested.confidence < lonely.confidence
+
+
+def test_confidence_stays_in_range_at_the_extremes():
+    for similarity in (-1.0, 0.0, 1.0):
+        result = judge(neighbours((1, similarity), (2, similarity)))
+        assert 0.0 <= result.confidence <= 1.0
+
+
+def test_order_of_the_neighbour_list_does_not_matter():
+    pairs = [(1, 0.6), (2, 0.82), (2, 0.8), (3, 0.7)]
+
+    assert judge(neighbours(*pairs)) == judge(list(reversed(neighbours(*pairs))))
+
+
+def test_empty_neighbour_list_is_no_match_with_zero_confidence():
+    result = judge([])
+
+    assert (result.match, result.confidence, result.classes) == (False, 0.0, [])
+
+
+def test_a_single_neighbour_is_judged():
+    result = judge(neighbours((5, 0.9)))
+
+    assert result.classes[0].class_id == 5
+    assert result.classes[0].score == pytest.approx(1.0)
+    assert 0.0 <= result.confidence <= 1.0
