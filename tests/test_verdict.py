@@ -87,3 +87,44 @@ def test_a_single_neighbour_is_judged():
     assert result.classes[0].class_id == 5
     assert result.classes[0].score == pytest.approx(1.0)
     assert 0.0 <= result.confidence <= 1.0
+
+
+@pytest.fixture
+def real_photos(caltech):
+    """12 photos of each of 10 Caltech classes, embedded by the project's model: (vectors, class index)."""
+    from bench.eval_verdict import dataset_files, embed_files
+
+    files = dataset_files(caltech)
+    # Every fifth class from the second on: includes garfield and snoopy, two cartoon classes easily confused.
+    classes = sorted({name for _, name in files})[1::5]
+    chosen = [(path, classes.index(name)) for path, name in files if name in classes]
+    chosen = [pair for c in range(len(classes)) for pair in [p for p in chosen if p[1] == c][:12]]
+    return embed_files([path for path, _ in chosen]), np.array([c for _, c in chosen])
+
+
+@pytest.mark.slow
+def test_real_photos_of_absent_classes_get_lower_confidence_than_photos_of_catalog_classes(real_photos):
+    from bench.eval_verdict import auroc
+
+    vectors, classes = real_photos
+    absent = np.isin(classes, [0, 3, 6, 9])
+    first_half = np.concatenate([np.arange(12) < 6] * 10)
+    in_catalog = ~absent & first_half
+    queries = np.flatnonzero(~in_catalog)
+    catalog = np.flatnonzero(in_catalog)
+
+    confidence, inside, match, right = [], [], [], []
+    for q in queries:
+        similarities = vectors[catalog] @ vectors[q]
+        result = judge(
+            [Neighbour(int(j), int(classes[j]), float(s)) for j, s in zip(catalog, similarities, strict=True)]
+        )
+        confidence.append(result.confidence)
+        inside.append(not absent[q])
+        match.append(result.match)
+        right.append(result.classes[0].class_id == classes[q])
+    inside, match, right = np.array(inside), np.array(match), np.array(right)
+
+    assert auroc(confidence, inside) >= 0.85
+    assert np.mean(match == inside) >= 0.8
+    assert np.mean(right[inside]) >= 0.8
