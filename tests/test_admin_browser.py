@@ -1,0 +1,69 @@
+"""A curator in a real browser: log in, list the suspects, exclude the worst one, and search drops it."""
+
+import os
+
+import pytest
+from catalog_factories import centre, make_catalog, make_image, near
+from playwright.sync_api import sync_playwright
+
+from catalog.models import CatalogImage
+from catalog.suspects import find_suspects
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def page():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (make browser)")
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still sync.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser.new_page()
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def stray():
+    """A catalog with one image filed under the wrong class, suspects computed."""
+    first, second = list(make_catalog(classes=3, per_class=8))[:2]
+    image = make_image(first, 500, vector=near(centre(second.pk), 500))
+    find_suspects()
+    return image
+
+
+def similar_ids(page, base_url, image_id):
+    response = page.request.get(f"{base_url}/api/images/{image_id}/similar/?k=50")
+    assert response.ok, response.text()
+    return [hit["id"] for hit in response.json()["results"]]
+
+
+def test_curator_excludes_the_top_suspect_and_search_no_longer_returns_it(
+    page, live_server, django_user_model, stray
+):
+    django_user_model.objects.create_superuser("curator", "curator@example.org", "a long test password")
+    # A neighbour of the stray in its true class: "more like this" from it finds the stray first.
+    neighbour = CatalogImage.objects.nearest(stray.embedding, k=2)[1]
+    assert stray.pk in similar_ids(page, live_server.url, neighbour.pk)
+
+    page.goto(f"{live_server.url}/admin/")
+    page.fill("#id_username", "curator")
+    page.fill("#id_password", "a long test password")
+    page.click("input[type=submit]")
+    page.click("text=Suspects")
+    page.click("#changelist-filter >> text=Outlier")
+    first_row = page.locator("#result_list tbody tr").first
+    assert f"#{stray.pk}" in first_row.inner_text()
+    first_row.locator(f"button:has-text('Exclude #{stray.pk}')").click()
+
+    assert f"Excluded #{stray.pk}" in page.locator(".messagelist").inner_text()
+    assert stray.pk not in similar_ids(page, live_server.url, neighbour.pk)
+    page.goto(f"{live_server.url}/admin/catalog/catalogimage/{stray.pk}/change/")
+    assert "Excluded: outlier in its class" in page.content()
