@@ -12,6 +12,12 @@ DEFAULT_K = 10
 MAX_K = 100
 # Classes listed with an answer: past the first few, the scores of the verdict are only noise.
 MAX_CLASSES = 10
+# What a result shows (page and API), and no more: vectors and descriptions are large, and every search
+# loads 50 rows. width/height keep Django's ImageField from opening files to measure them.
+RESULT_FIELDS = (
+    "wikidata_class_id", "file", "thumbnail", "width", "height", "source_url", "license", "license_url",
+    "artist", "attribution", "wikidata_class__qid", "wikidata_class__label", "wikidata_class__enwiki_title",
+)  # fmt: skip
 
 
 @dataclass
@@ -84,8 +90,8 @@ def _judge(hits):
 def _neighbours(vector, n, leave_out):
     images = (
         CatalogImage.objects.select_related("wikidata_class")
-        .defer("embedding")
-        .nearest(vector, n + (leave_out is not None))
+        .only(*RESULT_FIELDS)
+        .nearest(vector, n + 1 if leave_out is not None else n)
     )
     return [ImageHit(image, 1.0 - image.distance) for image in images if image.pk != leave_out][:n]
 

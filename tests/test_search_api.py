@@ -300,3 +300,12 @@ def test_health_check_answers_when_the_database_does(client):
     response = client.get("/healthz")
 
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_a_search_makes_the_same_few_queries_whatever_k(api, catalog, django_assert_max_num_queries):
+    image = next(iter(catalog.values()))[0]
+
+    with django_assert_max_num_queries(6) as few:
+        api.get(f"/api/images/{image.pk}/similar/?k=2")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        api.get(f"/api/images/{image.pk}/similar/?k=17")  # no query per result row
