@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 
 from .imagefile import ImageError, open_image
-from .models import CatalogImage, Suspect, WikidataClass
+from .models import CatalogImage, Suspect, WikidataClass, hnsw_scan
 from .phash import hamming, phash_hex
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,8 @@ def neighbours(k=NEIGHBOURS, chunk=500):
     params = {"excluded": CatalogImage.Status.EXCLUDED, "k": k}
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        with transaction.atomic(), connection.cursor() as cursor:
-            # Iterative scans (pgvector >= 0.8) keep LIMIT k honest when the status filter drops rows.
-            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        # The search's own index settings: each inner ORDER BY ... LIMIT k is an HNSW scan that gets k rows.
+        with hnsw_scan(k), connection.cursor() as cursor:
             cursor.execute(NEIGHBOURS_SQL, {**params, "after": part[0] - 1, "upto": part[-1]})
             rows = cursor.fetchall()
         # Nearest first within each image: the relaxed-order index scan may hand rows back slightly unsorted.
