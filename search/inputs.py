@@ -28,14 +28,10 @@ def max_upload_bytes():
     return settings.MAX_UPLOAD_MB * 2**20
 
 
-def too_large():
-    return QueryError("too_large", f"The picture is larger than {settings.MAX_UPLOAD_MB} MB.", status=413)
-
-
 def image_from_upload(upload):
     """Decode an UploadedFile, refusing it before reading when it is over the size limit."""
     if upload.size > max_upload_bytes():
-        raise too_large()
+        raise QueryError("too_large", f"The picture is larger than {settings.MAX_UPLOAD_MB} MB.", status=413)
     return open_image(upload.read(), max_bytes=max_upload_bytes())
 
 
@@ -60,12 +56,13 @@ def parse_k(value):
     """The number of results asked for: 1 to MAX_K, DEFAULT_K when not given."""
     if value in (None, ""):
         return DEFAULT_K
+    invalid = QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.")
     if isinstance(value, bool | float):  # JSON true or 2.5: not a count, whatever int() would make of it
-        raise QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.")
+        raise invalid
     try:
         k = int(value)
     except (TypeError, ValueError):
-        raise QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.") from None
+        raise invalid from None
     if not 1 <= k <= MAX_K:
-        raise QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.")
+        raise invalid
     return k

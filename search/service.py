@@ -80,8 +80,6 @@ def _answer(vector, k, started, leave_out=None):
 
 
 def _judge(hits):
-    if not hits:  # an empty catalog: nothing can look like anything
-        return verdict.Verdict(match=False, confidence=0.0, classes=[])
     return verdict.judge(
         [verdict.Neighbour(h.image.pk, h.image.wikidata_class_id, h.similarity) for h in hits]
     )

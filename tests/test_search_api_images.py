@@ -109,6 +109,17 @@ def test_a_url_that_is_not_a_picture_is_refused_like_an_upload(api, httpserver, 
     assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_type"
 
 
+def test_an_empty_catalog_answers_that_nothing_matches():
+    upload = io.BytesIO(encoded(photo(), "JPEG"))
+    upload.name = "photo.jpg"
+
+    response = APIClient().post("/api/search/", {"image": upload}, format="multipart")
+
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["match"], body["confidence"], body["classes"], body["results"]) == (False, 0.0, [], [])
+
+
 @pytest.fixture(scope="session")
 def httpserver_listen_address():
     return ("127.0.0.1", 0)
