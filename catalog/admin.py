@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import BooleanField, Count, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -116,6 +117,7 @@ class CatalogImageInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 1, "cols": 40})}}
     ordering = ("id",)
 
     def get_queryset(self, request):
@@ -160,7 +162,7 @@ class WikidataClassAdmin(admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="Main image")
+    @admin.display(description="Main image (preview)")
     def main_thumbnail(self, obj):
         return thumbnail_tag(obj.main_image, 72)
 
@@ -225,7 +227,10 @@ class CatalogImageAdmin(admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("large_preview", "wikidata_class", ("status", "status_reason"))}),
+        (
+            None,
+            {"fields": ("large_preview", "wikidata_class", ("status", "status_reason"), "open_suspicions")},
+        ),
         (
             "Source and licence",
             {
@@ -241,8 +246,9 @@ class CatalogImageAdmin(admin.ModelAdmin):
             },
         ),
         ("Content", {"fields": (("width", "height"), "sha256", "phash", "vector_summary")}),
-        ("Curation", {"fields": ("open_suspicions", "recent_changes", ("created_at", "updated_at"))}),
+        ("History", {"fields": ("recent_changes", ("created_at", "updated_at"))}),
     )
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})}}
     # The file fields stay out of the form: replacing content is "re-fetch", which keeps hash and vector true.
     exclude = ("file", "thumbnail")
     actions = [
