@@ -196,8 +196,7 @@ def main():
     print(recall_line("duplicates, all", duplicates, n_pairs))
     print(recall_line("  same pixels", exact, n_pairs))
     print(recall_line("  resized 60%", resized, n_pairs))
-    if not args.data_dir:
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)  # with --data-dir, the database lives outside it
 
 
 if __name__ == "__main__":
