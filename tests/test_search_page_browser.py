@@ -102,27 +102,41 @@ def test_a_photo_of_nothing_in_the_catalog_says_so_and_marks_the_closest(page, l
     assert page.locator(".results-title").inner_text().startswith("Closest pictures")
 
 
+# A picture drawn in the page, in a DataTransfer: what a drop or a paste hands to the page.
+DRAWN_PICTURE = """async () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 120; canvas.height = 90;
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#3a7"; ctx.fillRect(0, 0, 120, 90);
+    ctx.fillStyle = "#fc3"; ctx.beginPath(); ctx.arc(60, 45, 30, 0, 7); ctx.fill();
+    const blob = await new Promise(done => canvas.toBlob(done, "image/png"));
+    const files = new DataTransfer();
+    files.items.add(new File([blob], "drawing.png", {type: "image/png"}));
+    return files;
+}"""
+
+
 def test_a_dropped_picture_is_previewed_and_searched(page, live_server):
     make_catalog(classes=2, per_class=3)
     page.goto(live_server.url)
 
-    dropped = page.evaluate_handle(
-        """async () => {
-            const canvas = document.createElement("canvas");
-            canvas.width = 120; canvas.height = 90;
-            const ctx = canvas.getContext("2d");
-            ctx.fillStyle = "#3a7"; ctx.fillRect(0, 0, 120, 90);
-            ctx.fillStyle = "#fc3"; ctx.beginPath(); ctx.arc(60, 45, 30, 0, 7); ctx.fill();
-            const blob = await new Promise(done => canvas.toBlob(done, "image/png"));
-            const files = new DataTransfer();
-            files.items.add(new File([blob], "drawing.png", {type: "image/png"}));
-            return files;
-        }"""
-    )
-    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": dropped})
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": page.evaluate_handle(DRAWN_PICTURE)})
     page.wait_for_selector("#answer")
 
     assert page.locator("#answer img.query").get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert page.locator("#results .card").count() == 6
+
+
+def test_a_pasted_picture_is_searched(page, live_server):
+    make_catalog(classes=2, per_class=3)
+    page.goto(live_server.url)
+
+    page.evaluate(
+        "files => document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: files}))",
+        page.evaluate_handle(DRAWN_PICTURE),
+    )
+    page.wait_for_selector("#answer")
+
     assert page.locator("#results .card").count() == 6
 
 
