@@ -4,6 +4,7 @@ List pages never load the 1280-float vectors (deferred) and fetch everything a r
 one query (select_related and annotations), so a page costs the same with 10 rows or 100.
 """
 
+from celery.result import EagerResult
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
@@ -419,8 +420,9 @@ class CatalogImageAdmin(admin.ModelAdmin):
 
 
 def _task_message(what, result):
-    """Eager runs (no broker) have their outcome at once; queued ones say so."""
-    if result.ready():
+    """Eager runs (no broker) have their outcome at once; queued ones say so (there may be no result
+    backend to ask)."""
+    if isinstance(result, EagerResult):
         return f"{what}: {result.get()}."
     return f"{what}: queued as task {result.id}."
 
