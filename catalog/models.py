@@ -221,6 +221,10 @@ class Suspect(models.Model):
     image = models.ForeignKey(CatalogImage, on_delete=models.CASCADE, related_name="suspicions")
     # For a duplicate: the other copy (image has the lower id). Empty for an outlier.
     other = models.ForeignKey(CatalogImage, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # For an outlier whose nearest neighbours are mostly of one other class: where it may belong.
+    suggested_class = models.ForeignKey(
+        WikidataClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     score = models.FloatField(help_text="Higher is more suspicious; comparable within a kind")
     reason = models.TextField(blank=True)
     computed_at = models.DateTimeField(auto_now=True)
