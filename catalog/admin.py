@@ -460,7 +460,7 @@ class SuspectAdmin(admin.ModelAdmin):
     list_display = ("score_display", "kind", "pictures", "reason", "resolve")
     list_display_links = None
     list_filter = ("kind", OpenFilter)
-    list_select_related = ("image__wikidata_class", "other__wikidata_class")
+    list_select_related = ("image__wikidata_class", "other__wikidata_class", "suggested_class")
     search_fields = ("image__wikidata_class__label", "=image__wikidata_class__qid", "=image__id")
     ordering = ("-score", "id")
     list_per_page = 30
@@ -527,6 +527,8 @@ class SuspectAdmin(admin.ModelAdmin):
             ]
         else:
             choices = [("exclude-image", f"Exclude #{suspect.image_id}"), ("dismiss", "It belongs here")]
+            if suspect.suggested_class_id:
+                choices.insert(0, ("move", f"Move to {suspect.suggested_class.label}"))
         return format_html_join(
             "",
             '<p><button type="submit" class="button" formaction="{}" name="resolve" value="{}">{}</button></p>',
@@ -538,7 +540,12 @@ class SuspectAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not request.user.has_perm("catalog.change_catalogimage"):
             raise PermissionDenied
-        suspect = get_object_or_404(Suspect.objects.select_related("image", "other"), pk=pk)
+        suspect = get_object_or_404(
+            Suspect.objects.select_related("image", "other", "suggested_class").defer(
+                "image__embedding", "other__embedding"
+            ),
+            pk=pk,
+        )
         self.message_user(request, resolve_suspect(suspect, request.POST.get("resolve"), request.user))
         return HttpResponseRedirect(self._back(request))
 
@@ -568,6 +575,10 @@ def resolve_suspect(suspect, decision, user):
         Suspect.objects.filter(pk=suspect.pk).update(dismissed_at=timezone.now())
         curation.record(user, [suspect.image], f"Suspicion dismissed: {suspect.get_kind_display().lower()}")
         return f"Dismissed: {suspect}."
+    if decision == "move" and suspect.suggested_class_id:
+        curation.move([suspect.image_id], suspect.suggested_class, user)
+        Suspect.objects.filter(pk=suspect.pk).delete()  # settled; the next run judges it in its new class
+        return f"Moved #{suspect.image_id} to {suspect.suggested_class.label}."
     if decision not in ("exclude-image", "exclude-other") or (
         decision == "exclude-other" and not suspect.other_id
     ):

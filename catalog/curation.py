@@ -71,3 +71,21 @@ def make_main_image(image_id, user=None):
         record(user, [wikidata_class], f"Main image set to #{image.pk}")
         record(user, [image], f"Made the main image of {wikidata_class.label}")
     return wikidata_class
+
+
+def move(ids, wikidata_class, user=None):
+    """File images under another class (a picture of a lighthouse found among the windmills)."""
+    with transaction.atomic():
+        moving = list(
+            CatalogImage.objects.filter(pk__in=list(ids))
+            .exclude(wikidata_class=wikidata_class)
+            .select_related("wikidata_class")
+            .defer("embedding")
+        )
+        CatalogImage.objects.filter(pk__in=[i.pk for i in moving]).update(
+            wikidata_class=wikidata_class, updated_at=timezone.now()
+        )
+        for image in moving:
+            record(user, [image], f"Moved from {image.wikidata_class.label} to {wikidata_class.label}")
+        WikidataClass.objects.filter(main_image__in=moving).update(main_image=None)
+    return len(moving)

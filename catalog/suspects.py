@@ -123,6 +123,14 @@ class OutlierScore:
     foreign_classes: Counter = None
 
     @property
+    def suggested_class(self):
+        """The class most of its neighbours are in, when that is most of them; else None."""
+        if not self.foreign:
+            return None
+        class_id, count = self.foreign_classes.most_common(1)[0]
+        return class_id if count * 2 > self.voted else None
+
+    @property
     def score(self):
         vote = self.foreign / self.voted if self.voted else 0.0
         z = max(self.z, 0.0)
@@ -294,7 +302,11 @@ def find_suspects(k=NEIGHBOURS):
     labels = dict(WikidataClass.objects.values_list("id", "label"))
     outliers = [
         Suspect(
-            kind=Suspect.Kind.OUTLIER, image_id=e.image_id, score=e.score, reason=outlier_reason(e, labels)
+            kind=Suspect.Kind.OUTLIER,
+            image_id=e.image_id,
+            score=e.score,
+            reason=outlier_reason(e, labels),
+            suggested_class_id=e.suggested_class,
         )
         for e in outlier_scores(rows).values()
         if e.score >= OUTLIER_MIN_SCORE

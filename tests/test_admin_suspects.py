@@ -2,6 +2,7 @@
 
 import pytest
 from catalog_factories import centre, make_catalog, make_image, near, picture_bytes, same_pixels_other_bytes
+from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -127,3 +128,21 @@ def test_suspects_can_be_found_again_from_the_admin(admin_client, planted):
     assert "Finding suspects: " in response.text and "outliers" in response.text
     assert Suspect.objects.open().filter(image=planted["stray"]).exists()
     assert 'id="recompute-suspects"' in admin_client.get(SUSPECTS).text
+
+
+def test_an_image_filed_under_the_wrong_class_moves_to_the_class_its_neighbours_are_in(admin_client, planted):
+    suspect = Suspect.objects.get(kind=Suspect.Kind.OUTLIER, image=planted["stray"])
+    assert suspect.suggested_class.label == "class 1"
+    assert "Move to class 1" in admin_client.get(SUSPECTS, {"kind__exact": "outlier"}).text
+
+    response = resolve(admin_client, suspect, "move")
+
+    stray = CatalogImage.objects.get(pk=planted["stray"].pk)
+    assert stray.wikidata_class == suspect.suggested_class
+    assert stray.status == CatalogImage.Status.ACTIVE
+    assert any("Moved #" in str(m) for m in get_messages(response.wsgi_request))
+    assert LogEntry.objects.filter(
+        object_id=str(stray.pk), change_message="Moved from class 0 to class 1"
+    ).exists()
+    find_suspects()
+    assert not Suspect.objects.open().filter(kind=Suspect.Kind.OUTLIER, image=stray).exists()
