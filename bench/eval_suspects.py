@@ -127,7 +127,7 @@ def ranks(manifest):
 
 def composition(outliers, pairs, manifest, ids):
     """What the top of each list holds besides planted problems (precision, roughly)."""
-    from catalog.models import CatalogImage
+    from catalog.models import CatalogImage, Suspect
     from catalog.phash import hamming
 
     wrong = {ids.get(item["path"][-255:]) for item in manifest["wrong"]}
@@ -137,6 +137,16 @@ def composition(outliers, pairs, manifest, ids):
         for item in manifest["duplicates"]
     }
     hashes = dict(CatalogImage.objects.values_list("id", "phash"))
+    suggested = dict(
+        Suspect.objects.filter(kind=Suspect.Kind.OUTLIER, image__in=wrong).values_list(
+            "image_id", "suggested_class__label"
+        )
+    )
+    right = sum(
+        suggested.get(ids.get(item["path"][-255:])) == item["true_class"].replace("_", " ")
+        for item in manifest["wrong"]
+    )
+    print(f"moved images whose suggested class is their true class: {right}/{len(manifest['wrong'])}")
     for k in (20, 50):
         top = outliers[:k]
         moved, copied = sum(i in wrong for i in top), sum(i in copies for i in top)
