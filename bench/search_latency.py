@@ -128,8 +128,9 @@ def bench_sql(vectors, n):
     from django.db import connection
 
     from catalog.models import CatalogImage, hnsw_scan
+    from search.service import RESULT_FIELDS
 
-    queryset = CatalogImage.objects.select_related("wikidata_class").defer("embedding")
+    queryset = CatalogImage.objects.select_related("wikidata_class").only(*RESULT_FIELDS)
     orm, bare = [], []
     for vector in vectors:
         orm.append(timed(lambda vector=vector: queryset.nearest(vector, n))[0])
