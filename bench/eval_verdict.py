@@ -12,6 +12,12 @@ classes; every design choice and constant was made on the tuning classes only. W
 draws a third of the classes as "not in the catalog" and puts CATALOG_SIZE images of each other class in
 the catalog; queries are up to QUERIES_PER_CLASS other images of every class. Runs repeat over seeds and
 catalog sizes (5, 30, and a random 3-30 per class) and figures are the mean and spread over runs.
+Class statistics (search.verdict.class_stats) come from each run's catalog photos, as the service computes
+them from the catalog's searchable images.
+
+Baselines, each given its best chance on the tuning classes: raw top-1 similarity (a fixed cut, a Platt
+scaling), and the former verdict, a logistic regression on the neighbour list alone (closeness and vote
+share, no class statistics).
 """
 
 import argparse
@@ -143,6 +149,14 @@ class Outcome:
     top_similarity: np.ndarray
     closeness: np.ndarray
     share: np.ndarray
+    centroid_similarity: np.ndarray
+    tightness: np.ndarray
+
+
+def catalog_stats(vectors, labels, run):
+    """search.verdict.class_stats of every class in the run's catalog, by class id."""
+    class_ids = np.unique(labels, return_inverse=True)[1][run.catalog]
+    return {int(c): verdict.class_stats(vectors[run.catalog[class_ids == c]]) for c in np.unique(class_ids)}
 
 
 def judge_run(vectors, labels, run, keep_classes):
@@ -150,11 +164,15 @@ def judge_run(vectors, labels, run, keep_classes):
     keep = np.isin(labels[run.queries], keep_classes)
     run = Run(run.catalog, run.queries[keep], run.in_catalog[keep])
     true_ids = np.unique(labels, return_inverse=True)[1][run.queries]
-    columns = {name: [] for name in ("first", "nearest", "confidence", "match", "top", "closeness", "share")}
-    for neighbours, true_id in zip(neighbour_lists(vectors, labels, run), true_ids, strict=True):
-        result = verdict.judge(neighbours)
+    stats = catalog_stats(vectors, labels, run)
+    names = ("first", "nearest", "confidence", "match", "top", "closeness", "share", "centroid", "tightness")
+    columns = {name: [] for name in names}
+    lists = neighbour_lists(vectors, labels, run)
+    for query, neighbours, true_id in zip(run.queries, lists, true_ids, strict=True):
+        result = verdict.judge(neighbours, vectors[query], stats.get)
         similarities = np.array([n.similarity for n in neighbours])
-        _, shares, closeness = verdict.features(similarities, np.array([n.class_id for n in neighbours]))
+        ranked, shares, closeness = verdict.features(similarities, np.array([n.class_id for n in neighbours]))
+        centroid, tightness = verdict.confidence_features(closeness, vectors[query], stats[int(ranked[0])])
         columns["first"].append(result.classes[0].class_id == true_id)
         columns["nearest"].append(neighbours[0].class_id == true_id)
         columns["confidence"].append(result.confidence)
@@ -162,6 +180,8 @@ def judge_run(vectors, labels, run, keep_classes):
         columns["top"].append(similarities[0])
         columns["closeness"].append(closeness)
         columns["share"].append(shares[0])
+        columns["centroid"].append(centroid)
+        columns["tightness"].append(tightness)
     c = {name: np.array(values) for name, values in columns.items()}
     inside = run.in_catalog
     return Outcome(
@@ -173,6 +193,8 @@ def judge_run(vectors, labels, run, keep_classes):
         c["top"],
         c["closeness"],
         c["share"],
+        c["centroid"],
+        c["tightness"],
     )
 
 
@@ -254,30 +276,49 @@ def tuning_outcomes(vectors, labels):
     return [o for size in CATALOG_SIZES for o in outcomes(vectors, labels, tuning, FIT_SEEDS, size)]
 
 
+CONFIDENCE_FEATURES = ("centroid_similarity", "share", "tightness")
+FORMER_FEATURES = ("closeness", "share")
+
+
+def fit_confidence(runs, names):
+    """Logistic regression of "right class first" on the named Outcome columns: (weights, bias)."""
+    features = np.column_stack([pooled(runs, name) for name in names])
+    return fit_logistic(features, pooled(runs, "right_class_first").astype(float))
+
+
 def fit(vectors, labels):
     """Print the verdict's constants, fitted on the tuning classes' queries at every catalog size."""
     runs = tuning_outcomes(vectors, labels)
-    features = np.column_stack([pooled(runs, "closeness"), pooled(runs, "share")])
-    (w_closeness, w_share), bias = fit_logistic(features, pooled(runs, "right_class_first").astype(float))
-    confidence = 1 / (1 + np.exp(-(features @ [w_closeness, w_share] + bias)))
+    weights, bias = fit_confidence(runs, CONFIDENCE_FEATURES)
+    features = np.column_stack([pooled(runs, name) for name in CONFIDENCE_FEATURES])
+    confidence = 1 / (1 + np.exp(-(features @ weights + bias)))
     threshold = best_cut(np.round(confidence, 2), pooled(runs, "in_catalog"))
-    print(f"WEIGHT_CLOSENESS = {w_closeness:.3f}\nWEIGHT_SHARE = {w_share:.3f}\nBIAS = {bias:.3f}")
+    w_centroid, w_share, w_tightness = weights
+    print(f"WEIGHT_CENTROID = {w_centroid:.3f}\nWEIGHT_SHARE = {w_share:.3f}")
+    print(f"WEIGHT_TIGHTNESS = {w_tightness:.3f}\nBIAS = {bias:.3f}")
     print(f"MATCH_THRESHOLD = {threshold:.2f}")
+    print(f"TYPICAL_TIGHTNESS = {np.median(pooled(runs, 'tightness')):.3f}")
     print(f"({len(confidence)} queries of {len(class_groups(labels)[0])} tuning classes, {len(runs)} runs)")
 
 
 def baseline(vectors, labels):
-    """Raw top-1 similarity, given its best chance: a fixed cut and a Platt scaling fitted on tuning."""
+    """The baselines fitted on tuning: (top-1 similarity cut, its Platt scaling, the former verdict)."""
     runs = tuning_outcomes(vectors, labels)
     top = pooled(runs, "top_similarity")
     (a,), b = fit_logistic(top[:, None], pooled(runs, "nearest_right").astype(float))
-    return best_cut(top, pooled(runs, "in_catalog")), lambda s: 1 / (1 + np.exp(-(a * s + b)))
+    weights, bias = fit_confidence(runs, FORMER_FEATURES)
+
+    def former(run):
+        return np.column_stack([getattr(run, name) for name in FORMER_FEATURES]) @ weights + bias
+
+    return best_cut(top, pooled(runs, "in_catalog")), lambda s: 1 / (1 + np.exp(-(a * s + b))), former
 
 
-def figures(run, cut, platt):
+def figures(run, cut, platt, former):
     inside, match = run.in_catalog, run.match
     return {
         "AUROC confidence": auroc(run.confidence, inside),
+        "AUROC former verdict": auroc(former(run), inside),
         "AUROC top-1 sim": auroc(run.top_similarity, inside),
         "match accuracy": np.mean(match == inside),
         "match precision": np.mean(inside[match]) if match.any() else float("nan"),
@@ -289,7 +330,7 @@ def figures(run, cut, platt):
 
 
 def evaluate(vectors, labels):
-    cut, platt = baseline(vectors, labels)
+    cut, platt, former = baseline(vectors, labels)
     _, evaluation = class_groups(labels)
     print(f"Evaluation classes (never tuned on): {', '.join(evaluation)}")
     print(
@@ -302,7 +343,7 @@ def evaluate(vectors, labels):
     for size in CATALOG_SIZES:
         runs = outcomes(vectors, labels, evaluation, EVAL_SEEDS, size)
         everything += runs
-        table = [figures(r, cut, platt) for r in runs]
+        table = [figures(r, cut, platt, former) for r in runs]
         correct = pooled(runs, "right_class_first")
         print(
             f"catalog of {size} photos per class ({len(pooled(runs, 'in_catalog'))} queries over {len(runs)} runs)"

@@ -2,6 +2,7 @@
 
 from contextlib import contextmanager
 
+import numpy as np
 from django.db import connections, models, transaction
 from django.db.models import Q
 from pgvector.django import CosineDistance, HnswIndex, VectorField
@@ -63,6 +64,21 @@ class CatalogImageQuerySet(models.QuerySet):
     def stale(self):
         return self.filter(embedding__isnull=False).exclude(
             embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION
+        )
+
+    def fingerprint(self):
+        """(count, last change, last embedding) of these images: differs after any add, removal, curation or
+        re-embedding, so it can key a cache of what is computed from them."""
+        summary = self.order_by().aggregate(
+            count=models.Count("id"), changed=models.Max("updated_at"), embedded=models.Max("embedded_at")
+        )
+        return summary["count"], summary["changed"], summary["embedded"]
+
+    def vectors(self):
+        """These images' embeddings as one (n, EMBEDDING_DIM) float32 array."""
+        rows = self.order_by("id").values_list("embedding", flat=True)
+        return np.array([np.asarray(v, dtype=np.float32) for v in rows], dtype=np.float32).reshape(
+            -1, EMBEDDING_DIM
         )
 
     def nearest(self, vector, k=10):

@@ -7,6 +7,7 @@ from catalog.embedding import MODEL_NAME, MODEL_VERSION, get_embedder
 from catalog.models import CatalogImage, WikidataClass
 
 from . import verdict
+from .classstats import class_stats_of
 
 DEFAULT_K = 10
 MAX_K = 100
@@ -68,7 +69,7 @@ def search_similar(image_id, k=DEFAULT_K):
 
 def _answer(vector, k, started, leave_out=None):
     hits = _neighbours(vector, max(k, verdict.NEIGHBOURS), leave_out)
-    judged = _judge(hits[: verdict.NEIGHBOURS])
+    judged = _judge(hits[: verdict.NEIGHBOURS], vector)
     return SearchResult(
         model=model_label(),
         match=judged.match,
@@ -79,9 +80,11 @@ def _answer(vector, k, started, leave_out=None):
     )
 
 
-def _judge(hits):
+def _judge(hits, vector):
     return verdict.judge(
-        [verdict.Neighbour(h.image.pk, h.image.wikidata_class_id, h.similarity) for h in hits]
+        [verdict.Neighbour(h.image.pk, h.image.wikidata_class_id, h.similarity) for h in hits],
+        query=vector,
+        class_stats_of=class_stats_of,
     )
 
 

@@ -1,11 +1,15 @@
 """The verdict on a query: which catalog classes its nearest images stand for, how sure that answer is,
 and whether anything like the query is in the catalog at all.
 
-A pure function of the query's nearest neighbours, so it costs microseconds per query.
+A function of the query's nearest neighbours and of a few statistics of the best class, so it costs
+microseconds per query once the class's statistics are cached (search.classstats).
 
 - classes: a kernel-weighted vote of the neighbours; a class's score is its share of the vote (they sum to 1).
 - confidence: the estimated probability that the best class is right, which requires the query's class to
-  be in the catalog at all; calibrated against "right class first" on classes never fitted on.
+  be in the catalog at all; calibrated against "right class first" on classes never fitted on. It weighs
+  how close the query comes to the best class's centroid against how close that class's own images come
+  to each other (its tightness): a per-class threshold, where one fixed cut-off fails because some classes
+  are loose (varied photos) and others tight (near-identical ones).
 - match: confidence >= MATCH_THRESHOLD, i.e. something like the query is probably in the catalog.
 Constants are fitted by ``python -m bench.eval_verdict --fit``; the method and its figures are in the
 README.
@@ -27,13 +31,22 @@ TEMPERATURE = 0.05
 # How many of the best class's images make its "closeness" feature: several close images, not one.
 CLASS_DEPTH = 3
 
-# confidence = sigmoid(WEIGHT_CLOSENESS * closeness + WEIGHT_SHARE * share + BIAS): a logistic regression
-# fitted, with MATCH_THRESHOLD, by `python -m bench.eval_verdict --fit` on the tuning classes only.
-WEIGHT_CLOSENESS = 9.370
-WEIGHT_SHARE = 3.514
-BIAS = -7.009
+# confidence = sigmoid(WEIGHT_CENTROID * centroid similarity + WEIGHT_SHARE * share
+#                      + WEIGHT_TIGHTNESS * tightness + BIAS):
+# a logistic regression fitted, with MATCH_THRESHOLD, by `python -m bench.eval_verdict --fit` on the tuning
+# classes only. Tightness weighs against similarity: a query must come as close to a class as its images
+# usually come to each other.
+WEIGHT_CENTROID = 14.718
+WEIGHT_SHARE = 2.940
+WEIGHT_TIGHTNESS = -8.922
+BIAS = -5.059
 # match = confidence >= MATCH_THRESHOLD: the cut that best separates in-catalog from out-of-catalog queries.
-MATCH_THRESHOLD = 0.37
+MATCH_THRESHOLD = 0.36
+# Stand-ins when a class's statistics are unknown: its tightness (a class of one image has none) is the
+# median over the tuning queries' best classes; its centroid similarity becomes the closeness, a rough
+# stand-in that runs 0.05-0.09 lower, so a verdict without statistics errs towards "no match" (the
+# service always passes them).
+TYPICAL_TIGHTNESS = 0.616
 
 
 @dataclass
@@ -47,6 +60,15 @@ class Neighbour:
 class ClassScore:
     class_id: int
     score: float
+
+
+@dataclass(frozen=True)
+class ClassStats:
+    """What the verdict knows of a class as a whole, from its searchable images' vectors."""
+
+    count: int
+    tightness: float | None  # mean similarity of an image to its CLASS_DEPTH closest classmates; None alone
+    centroid: np.ndarray  # unit-length mean of the images' vectors
 
 
 @dataclass
@@ -80,20 +102,55 @@ def features(similarities, class_ids):
     return ranked, shares, float(closeness)
 
 
-def confidence_of(closeness, share):
+def class_stats(vectors) -> ClassStats:
+    """Statistics of a class from its images' unit vectors, shape (n, d) with n >= 1.
+
+    Tightness mirrors closeness: each image's mean similarity to its CLASS_DEPTH closest classmates (fewer
+    in a small class), averaged over the class. It costs O(n^2 d): cache it (search.classstats).
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    mean = vectors.mean(axis=0)
+    centroid = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    if len(vectors) < 2:
+        return ClassStats(count=len(vectors), tightness=None, centroid=centroid)
+    similarities = vectors @ vectors.T
+    np.fill_diagonal(similarities, -np.inf)
+    depth = min(CLASS_DEPTH, len(vectors) - 1)
+    closest = -np.sort(-similarities, axis=1)[:, :depth]
+    return ClassStats(count=len(vectors), tightness=float(closest.mean()), centroid=centroid)
+
+
+def confidence_features(closeness, query, stats):
+    """(similarity of the query to the class's centroid, the class's tightness), with stand-ins."""
+    centroid_similarity = closeness
+    if stats is not None and query is not None:
+        centroid_similarity = float(np.dot(np.asarray(query, dtype=np.float64), stats.centroid))
+    tightness = TYPICAL_TIGHTNESS if stats is None or stats.tightness is None else stats.tightness
+    return centroid_similarity, tightness
+
+
+def confidence_of(centroid_similarity, share, tightness):
     """Estimated probability that the best class is the query's class and that class is in the catalog."""
-    logit = WEIGHT_CLOSENESS * closeness + WEIGHT_SHARE * share + BIAS
+    logit = WEIGHT_CENTROID * centroid_similarity + WEIGHT_SHARE * share + WEIGHT_TIGHTNESS * tightness + BIAS
     return 1.0 / (1.0 + math.exp(-logit))
 
 
-def judge(neighbours: list[Neighbour]) -> Verdict:
+def judge(neighbours: list[Neighbour], query=None, class_stats_of=None) -> Verdict:
+    """Judge a query from its nearest neighbours.
+
+    query: the query's unit vector; class_stats_of: class id -> ClassStats (or None when unknown), asked
+    about the best class only. Without them the verdict falls back on the neighbour list alone, with
+    TYPICAL_TIGHTNESS: it ranks as well as it did before class statistics, but under-confidently.
+    """
     if not neighbours:
         return Verdict(match=False, confidence=0.0, classes=[])
     neighbours = sorted(neighbours, key=lambda n: -n.similarity)
     similarities = np.array([n.similarity for n in neighbours], dtype=float)
     class_ids = np.array([n.class_id for n in neighbours])
     ranked, shares, closeness = features(similarities, class_ids)
-    confidence = confidence_of(closeness, float(shares[0]))
+    stats = class_stats_of(int(ranked[0])) if class_stats_of is not None else None
+    centroid_similarity, tightness = confidence_features(closeness, query, stats)
+    confidence = confidence_of(centroid_similarity, float(shares[0]), tightness)
     return Verdict(
         match=confidence >= MATCH_THRESHOLD,
         confidence=confidence,
