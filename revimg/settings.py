@@ -41,6 +41,19 @@ def env_int(name, default, minimum=None):
     return number
 
 
+def env_float(name, default, minimum=None):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
 def env_list(name, default=""):
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -220,10 +233,10 @@ REVIMG_HTTP_CONNECT_TIMEOUT = env_int("REVIMG_HTTP_CONNECT_TIMEOUT", 10, minimum
 REVIMG_HTTP_READ_TIMEOUT = env_int("REVIMG_HTTP_READ_TIMEOUT", 60, minimum=1)
 REVIMG_HTTP_RETRIES = env_int("REVIMG_HTTP_RETRIES", 5, minimum=0)
 # Seconds: first backoff step (doubled per retry, with jitter) and the longest wait we accept.
-REVIMG_HTTP_BACKOFF = float(env_str("REVIMG_HTTP_BACKOFF", "2"))
-REVIMG_HTTP_MAX_WAIT = float(env_str("REVIMG_HTTP_MAX_WAIT", "120"))
+REVIMG_HTTP_BACKOFF = env_float("REVIMG_HTTP_BACKOFF", 2.0, minimum=0)
+REVIMG_HTTP_MAX_WAIT = env_float("REVIMG_HTTP_MAX_WAIT", 120.0, minimum=0)
 # Seconds between two requests to one host, shared by every worker through Redis when configured.
-REVIMG_HTTP_MIN_INTERVAL = float(env_str("REVIMG_HTTP_MIN_INTERVAL", "0.2"))
+REVIMG_HTTP_MIN_INTERVAL = env_float("REVIMG_HTTP_MIN_INTERVAL", 0.2, minimum=0)
 REVIMG_MAXLAG = env_int("REVIMG_MAXLAG", 5, minimum=1)
 # Redis for the shared rate limit; defaults to the Celery broker when that is Redis.
 REVIMG_REDIS_URL = env_str(

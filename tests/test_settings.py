@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from revimg.settings import env_bool, env_int, env_list
+from revimg.settings import env_bool, env_float, env_int, env_list
 
 
 def test_booleans_accept_the_usual_spellings_and_refuse_others(monkeypatch):
@@ -30,3 +30,11 @@ def test_integers_refuse_words_and_values_below_the_minimum(monkeypatch):
 def test_lists_are_comma_separated_and_trimmed(monkeypatch):
     monkeypatch.setenv("X_LIST", " a.example:80, ,b.example:8080 ")
     assert env_list("X_LIST") == ["a.example:80", "b.example:8080"]
+
+
+def test_numbers_refuse_words(monkeypatch):
+    monkeypatch.setenv("X_SECONDS", "soon")
+    with pytest.raises(ImproperlyConfigured, match="X_SECONDS must be a number"):
+        env_float("X_SECONDS", 1.0)
+    monkeypatch.setenv("X_SECONDS", "0.5")
+    assert env_float("X_SECONDS", 1.0) == 0.5
