@@ -42,7 +42,7 @@ def parse_args():
     parser.add_argument("--types", default="vector,halfvec", help="storage types: vector, halfvec")
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=64)
-    parser.add_argument("--ef-search", default="20,40,80,160,320", help="hnsw.ef_search values")
+    parser.add_argument("--ef-search", default="20,40,80,100,160,320", help="hnsw.ef_search values")
     parser.add_argument("--filtered-ef-search", default="40,100", help="ef_search values for class filters")
     parser.add_argument("--held-out", type=int, default=4, help="real photos per class kept out as queries")
     parser.add_argument("--exact-queries", type=int, default=20, help="queries timed for exact search")
@@ -162,17 +162,17 @@ def plan_of(conn, sql, params):
     return plan["Node Type"] + (f" using {plan['Index Name']}" if "Index Name" in plan else "")
 
 
-def run_interleaved(conn, sql, params_list, configs):
-    """Every query under every config in turn, timed from the client: (times, results) per config.
+def run_interleaved(conn, statements, params_list):
+    """Every query through every (sql, settings) in turn, timed from the client: (times, results) for each.
 
-    Interleaving spreads the noise of a shared machine evenly over the configs being compared. Statements
-    are prepared, as a server-side cursor would be; the settings compared here are read at execution.
+    Interleaving spreads the noise of a shared machine evenly over what is being compared. Statements are
+    prepared, as a server-side cursor's would be; the settings compared here are read at execution time.
     """
-    times = [[] for _ in configs]
-    results = [[] for _ in configs]
+    times = [[] for _ in statements]
+    results = [[] for _ in statements]
     with conn.cursor() as cursor:
         for params in params_list:
-            for i, settings in enumerate(configs):
+            for i, (sql, settings) in enumerate(statements):
                 apply(conn, settings)
                 started = time.perf_counter()
                 cursor.execute(sql, params, prepare=True)
@@ -197,49 +197,58 @@ def cast(kind):
     return f"%s::{kind}({DIM})"
 
 
-def measure_hnsw(conn, table, kind, query_vectors, truth, ef_values):
-    sql = f"SELECT id FROM {table} ORDER BY embedding <=> {cast('vector')}::{kind} LIMIT {K}"
-    params = [(q,) for q in query_vectors]
-    configs = [{"hnsw.ef_search": ef, "hnsw.iterative_scan": "off"} for ef in ef_values]
-    run_interleaved(conn, sql, params, configs[-1:])  # warm the cache
-    times, found = run_interleaved(conn, sql, params, configs)
-    plan = plan_of(conn, sql, params[0])
-    return [
-        {"ef_search": ef, "recall": recall(f, truth), "plan": plan} | timing(t)
-        for ef, t, f in zip(ef_values, times, found, strict=True)
+def knn_sql(table, kind, where=""):
+    return f"SELECT id FROM {table} {where} ORDER BY embedding <=> {cast('vector')}::{kind} LIMIT {K}"
+
+
+def measure_hnsw(conn, tables, query_vectors, truth, ef_values):
+    """{kind: rows}: recall and latency for each ef_search, the storage types interleaved query by query."""
+    cases = [(kind, ef) for kind in tables for ef in ef_values]
+    statements = [
+        (knn_sql(tables[kind], kind), {"hnsw.ef_search": ef, "hnsw.iterative_scan": "off"})
+        for kind, ef in cases
     ]
+    params = [(q,) for q in query_vectors]
+    warm = [statement for statement, (_, ef) in zip(statements, cases, strict=True) if ef == max(ef_values)]
+    run_interleaved(conn, warm, params)  # the pages the queries touch, read once before timing
+    times, found = run_interleaved(conn, statements, params)
+    plans = {kind: plan_of(conn, knn_sql(table, kind), params[0]) for kind, table in tables.items()}
+    out = {kind: [] for kind in tables}
+    for (kind, ef), t, f in zip(cases, times, found, strict=True):
+        out[kind].append({"ef_search": ef, "recall": recall(f, truth), "plan": plans[kind]} | timing(t))
+    return out
 
 
-def measure_filtered(conn, table, kind, query_vectors, labels, truth, ef_values):
+def measure_filtered(conn, tables, query_vectors, labels, truth, ef_values):
     """The same queries restricted to the query's own class, as a class page or a per-class check would."""
-    sql = f"SELECT id FROM {table} WHERE label = %s ORDER BY embedding <=> {cast('vector')}::{kind} LIMIT {K}"
     params = [(int(label), q) for q, label in zip(query_vectors, labels, strict=True)]
     # Without sorting the planner can only use the index (as CatalogImageQuerySet.nearest() does).
     apply(conn, {"enable_sort": "off"})
-    modes = [(mode, ef) for mode in ("off", "relaxed_order", "strict_order") for ef in ef_values]
-    configs = [{"hnsw.ef_search": ef, "hnsw.iterative_scan": mode} for mode, ef in modes]
-    times, found = run_interleaved(conn, sql, params, configs)
-    plan = plan_of(conn, sql, params[0])
-    conn.execute("RESET enable_sort")
-    return [
-        {
-            "mode": mode,
-            "ef_search": ef,
-            "recall": recall(f, truth),
-            "complete": statistics.mean(len(rows) == K for rows in f),
-            "plan": plan,
-        }
-        | timing(t)
-        for (mode, ef), t, f in zip(modes, times, found, strict=True)
+    modes = ("off", "relaxed_order", "strict_order")
+    cases = [(kind, mode, ef) for kind in tables for mode in modes for ef in ef_values]
+    statements = [
+        (knn_sql(tables[kind], kind, "WHERE label = %s"), {"hnsw.ef_search": ef, "hnsw.iterative_scan": mode})
+        for kind, mode, ef in cases
     ]
+    times, found = run_interleaved(conn, statements, params)
+    plans = {
+        kind: plan_of(conn, knn_sql(t, kind, "WHERE label = %s"), params[0]) for kind, t in tables.items()
+    }
+    conn.execute("RESET enable_sort")
+    out = {kind: [] for kind in tables}
+    for (kind, mode, ef), t, f in zip(cases, times, found, strict=True):
+        complete = statistics.mean(len(rows) == K for rows in f)
+        row = {"mode": mode, "ef_search": ef, "recall": recall(f, truth), "complete": complete}
+        out[kind].append(row | {"plan": plans[kind]} | timing(t))
+    return out
 
 
 def measure_exact_sql(conn, table, kind, query_vectors, truth):
     # Its own statement text, so no plan prepared for the index scan is reused.
-    sql = f"SELECT id /* exact */ FROM {table} ORDER BY embedding <=> {cast('vector')}::{kind} LIMIT {K}"
+    sql = knn_sql(table, kind).replace("SELECT id", "SELECT id /* exact */")
     params = [(q,) for q in query_vectors]
     apply(conn, {"enable_indexscan": "off", "enable_bitmapscan": "off"})
-    times, found = run_interleaved(conn, sql, params, [{}])
+    times, found = run_interleaved(conn, [(sql, {})], params)
     plan = plan_of(conn, sql, params[0])
     conn.execute("RESET enable_indexscan")
     conn.execute("RESET enable_bitmapscan")
@@ -320,22 +329,23 @@ def bench_size(conn, n, kinds, seeds, seed_labels, query_vectors, query_labels, 
         result["sklearn"] = measure_sklearn(matrix, exact_subset, truth)
         print(f"[{n:,}] scikit-learn exact: {result['sklearn']}", flush=True)
     del matrix
-    ef_values = [int(v) for v in args.ef_search.split(",")]
-    filtered_ef = [int(v) for v in args.filtered_ef_search.split(",")]
+    tables = {}
     for kind in kinds:
-        table = f"bench_vectors_{n}_{kind}"
+        table = tables[kind] = f"bench_vectors_{n}_{kind}"
         load_seconds = load_table(conn, table, kind, n, seeds, seed_labels)
         print(f"[{n:,} {kind}] table ready (load {load_seconds or 0:.0f} s)", flush=True)
         index, build_seconds = build_index(conn, table, kind, args)
         print(f"[{n:,} {kind}] index {index} ready (build {build_seconds or 0:.0f} s)", flush=True)
-        entry = {"load_s": load_seconds, "build_s": build_seconds} | sizes(conn, table, index)
-        entry["hnsw"] = measure_hnsw(conn, table, kind, query_vectors, truth, ef_values)
-        entry["filtered"] = measure_filtered(
-            conn, table, kind, query_vectors, query_labels, truth_within, filtered_ef
-        )
-        entry["exact_sql"] = measure_exact_sql(conn, table, kind, exact_subset, truth)
-        result[kind] = entry
-        print(f"[{n:,} {kind}] measured", flush=True)
+        result[kind] = {"load_s": load_seconds, "build_s": build_seconds} | sizes(conn, table, index)
+    ef_values = [int(v) for v in args.ef_search.split(",")]
+    hnsw = measure_hnsw(conn, tables, query_vectors, truth, ef_values)
+    print(f"[{n:,}] HNSW measured", flush=True)
+    filtered_ef = [int(v) for v in args.filtered_ef_search.split(",")]
+    filtered = measure_filtered(conn, tables, query_vectors, query_labels, truth_within, filtered_ef)
+    print(f"[{n:,}] filtered measured", flush=True)
+    for kind, table in tables.items():
+        result[kind] |= {"hnsw": hnsw[kind], "filtered": filtered[kind]}
+        result[kind]["exact_sql"] = measure_exact_sql(conn, table, kind, exact_subset, truth)
     return result
 
 

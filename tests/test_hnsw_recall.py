@@ -19,7 +19,7 @@ PER_CLASS = 100
 K = 10
 
 
-def clustered(centres, labels, rng, jitter=0.5):
+def clustered(centres, labels, rng, jitter=1.0):
     """One unit vector per label: its class centre with every feature scaled by a log-normal factor."""
     vectors = centres[labels] * np.exp(rng.normal(0, jitter, (len(labels), EMBEDDING_DIM)))
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
