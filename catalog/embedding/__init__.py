@@ -1,7 +1,9 @@
 """Image embeddings: EfficientNet-Lite0's 1280-d pooled features, L2-normalised, for cosine search.
 
-Importing this package is cheap: TensorFlow (seconds to import, about half a gigabyte) is loaded only when
-an Embedder first needs its model, so web processes that never embed stay light.
+Inference runs in ONNX Runtime, on a graph exported from the Keras model (catalog.embedding.lite0) the
+first time it is needed and cached. Importing this package is cheap: the runtime is loaded when an Embedder
+first needs its model, and TensorFlow (seconds to import, about half a gigabyte) only when the ONNX cache
+must be made, so web processes that never embed stay light and the others start fast.
 """
 
 import os
@@ -36,12 +38,21 @@ def cache_file_name() -> str:
     return f"{MODEL_NAME}-{MODEL_VERSION.replace('/', '-')}.keras"
 
 
+def onnx_cache_file_name() -> str:
+    return f"{MODEL_NAME}-{MODEL_VERSION.replace('/', '-')}.onnx"
+
+
 def _import_lite0():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from catalog.embedding import lite0
 
     return lite0
+
+
+def _export_onnx(keras_cache_path: Path, input_name: str, opset: int) -> bytes:
+    lite0 = _import_lite0()
+    return lite0.onnx_bytes(lite0.load_or_build(keras_cache_path), input_name, opset)
 
 
 def _l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -74,6 +85,10 @@ class Embedder:
     def cache_path(self) -> Path:
         return (self.cache_dir or default_cache_dir()) / cache_file_name()
 
+    @property
+    def onnx_cache_path(self) -> Path:
+        return (self.cache_dir or default_cache_dir()) / onnx_cache_file_name()
+
     def load(self) -> None:
         """Load the model now rather than on the first call (worker warm-up)."""
         self._model_function()
@@ -82,9 +97,14 @@ class Embedder:
         if self._run is None:
             with self._load_lock:
                 if self._run is None:
-                    lite0 = _import_lite0()
-                    lite0.configure_threads()
-                    self._run = lite0.inference_function(lite0.load_or_build(self.cache_path))
+                    from catalog.embedding import onnx_runtime
+
+                    self._run = onnx_runtime.load_or_export(
+                        self.onnx_cache_path,
+                        lambda name, opset: _export_onnx(self.cache_path, name, opset),
+                        INPUT_SIZE,
+                        (EMBEDDING_DIM, NUM_CLASSES),
+                    )
         return self._run
 
     def _features_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

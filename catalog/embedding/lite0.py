@@ -188,7 +188,8 @@ def configure_threads() -> None:
 
 
 def inference_function(model: keras.Model) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """A callable running the model in a tf.function (graph mode is faster than model.predict)."""
+    """The model in TensorFlow itself, FP32, in a tf.function (faster than model.predict): the reference
+    the ONNX Runtime path is checked against in tests and bench/embed_throughput.py."""
     signature = [tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)]
     graph = tf.function(lambda batch: tuple(model(batch, training=False)), input_signature=signature)
 
@@ -197,3 +198,13 @@ def inference_function(model: keras.Model) -> Callable[[np.ndarray], tuple[np.nd
         return features.numpy(), logits.numpy()
 
     return run
+
+
+def onnx_bytes(model: keras.Model, input_name: str, opset: int) -> bytes:
+    """The model as a serialized ONNX graph: batch of any size in, (features, logits) out."""
+    import tf2onnx  # only an export needs it
+
+    signature = [tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32, name=input_name)]
+    graph = tf.function(lambda image: tuple(model(image, training=False)), input_signature=signature)
+    proto, _ = tf2onnx.convert.from_function(graph, input_signature=signature, opset=opset)
+    return proto.SerializeToString()
