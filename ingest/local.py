@@ -1,13 +1,20 @@
 """Importing a local folder of images: each immediate subfolder is a class, each file in it an image."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from catalog import store
-from catalog.imagefile import ImageError
+from catalog.embedding import INPUT_SIZE, get_embedder
+from catalog.imagefile import ImageError, preprocess
 from catalog.models import CatalogImage, WikidataClass
 
 BATCH_SIZE = 32
+# Two decoding threads: decoding costs a fraction of the model's time, so two keep the model fed while
+# its own threads get most of the CPU.
+DECODE_THREADS = 2
 
 
 @dataclass
@@ -37,22 +44,37 @@ def image_files(root):
 
 
 def import_folder(root, progress=None):
-    """Store and embed every image under root; re-running imports nothing twice. Returns an ImportSummary."""
+    """Store and embed every image under root; re-running imports nothing twice. Returns an ImportSummary.
+
+    Three stages overlap: threads decode and preprocess the next batch (Pillow releases the GIL), one
+    thread runs the model on the batch before it (ONNX Runtime releases it too), and this thread stores the
+    batch before that, so the database connection stays in the thread that owns it.
+    """
     summary = ImportSummary()
     files = list(image_files(root))
     classes = {}
-    batch = []
-    for folder, path in progress(files) if progress else files:
-        if folder not in classes:
-            classes[folder] = local_class(class_label(folder))
-        candidate = _read(path, summary)
-        if candidate is not None:
-            batch.append((classes[folder], candidate))
-        if len(batch) >= BATCH_SIZE:
-            _store_batch(batch, summary)
-            batch = []
-    _store_batch(batch, summary)
+    embedder = get_embedder()
+    with ThreadPoolExecutor(DECODE_THREADS) as decoders, ThreadPoolExecutor(1) as model:
+        pending = None
+        for chunk in _chunks(progress(files) if progress else files, BATCH_SIZE):
+            fresh = _unseen(_read_all(chunk, classes, summary), summary)
+            batch = [item for item in decoders.map(_prepare, fresh) if _kept(item, summary)]
+            vectors = model.submit(embedder.embed_batch, _inputs(batch))
+            _store_batch(pending, summary)
+            pending = (batch, vectors)
+        _store_batch(pending, summary)
     return summary
+
+
+def _chunks(items, size):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def local_class(label):
@@ -60,30 +82,67 @@ def local_class(label):
     return wikidata_class
 
 
-def _read(path, summary):
+@dataclass
+class _File:
+    path: Path
+    wikidata_class: WikidataClass
+    data: bytes
+    sha256: str
+
+
+def _read_all(chunk, classes, summary):
+    files = []
+    for folder, path in chunk:
+        if folder not in classes:
+            classes[folder] = local_class(class_label(folder))
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            summary.fail(path, f"cannot read: {exc.strerror or exc}")
+            continue
+        files.append(_File(path, classes[folder], data, store.content_hash(data)))
+    return files
+
+
+def _unseen(files, summary):
+    """The files whose content the catalog does not hold yet, found with one query per batch."""
+    known = set(
+        CatalogImage.objects.filter(sha256__in=[f.sha256 for f in files]).values_list("sha256", flat=True)
+    )
+    summary.skipped += sum(f.sha256 in known for f in files)
+    return [f for f in files if f.sha256 not in known]
+
+
+def _prepare(file):
+    """Decode and preprocess one file (in a decoding thread): (file, candidate, model input) or (file, error)."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        summary.fail(path, f"cannot read: {exc.strerror or exc}")
-        return None
-    if CatalogImage.objects.filter(sha256=store.content_hash(data)).exists():
-        summary.skipped += 1
-        return None
-    try:
-        return store.prepare(
-            data, origin=CatalogImage.Origin.LOCAL, origin_detail=str(path)[-255:], source_url=""
+        candidate = store.prepare(
+            file.data, origin=CatalogImage.Origin.LOCAL, origin_detail=str(file.path)[-255:], source_url=""
         )
     except ImageError as exc:
-        summary.fail(path, exc.message)
-        return None
+        return file, exc
+    return file, candidate, preprocess(candidate.image, INPUT_SIZE)
 
 
-def _store_batch(batch, summary):
+def _kept(item, summary):
+    if isinstance(item[1], ImageError):
+        summary.fail(item[0].path, item[1].message)
+        return False
+    return True
+
+
+def _inputs(batch):
     if not batch:
+        return np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+    return np.stack([model_input for _, _, model_input in batch])
+
+
+def _store_batch(pending, summary):
+    if pending is None:
         return
-    vectors = store.embed([candidate for _, candidate in batch])
-    for (wikidata_class, candidate), vector in zip(batch, vectors, strict=True):
-        _, created = store.save(wikidata_class, candidate, vector)
+    batch, vectors = pending
+    for (file, candidate, _), vector in zip(batch, vectors.result(), strict=True):
+        _, created = store.save(file.wikidata_class, candidate, vector)
         if created:
             summary.created += 1
         else:

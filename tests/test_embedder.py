@@ -157,16 +157,31 @@ def test_no_images_give_an_empty_array(embedder):
 def test_the_cached_model_reloads_to_the_same_outputs(embedder, photos, cache_dir):
     before = embedder.embed(photos)
     assert embedder.cache_path.parent == cache_dir and embedder.cache_path.is_file()
+    assert embedder.onnx_cache_path.parent == cache_dir and embedder.onnx_cache_path.is_file()
     reloaded = Embedder(cache_dir=cache_dir)
     assert np.allclose(reloaded.embed(photos), before, atol=1e-6)
-    assert list(cache_dir.iterdir()) == [embedder.cache_path]
+    assert sorted(cache_dir.iterdir()) == sorted([embedder.cache_path, embedder.onnx_cache_path])
+
+
+def test_a_cached_onnx_model_loads_without_importing_tensorflow(embedder, photos, cache_dir):
+    embedder.load()
+    code = (
+        "import sys; from catalog.embedding import Embedder; "
+        f"Embedder(cache_dir={str(cache_dir)!r}).load(); print('tensorflow' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 def test_a_damaged_cache_file_is_rebuilt(embedder, photos, tmp_path):
     damaged = Embedder(cache_dir=tmp_path)
     damaged.cache_path.write_bytes(b"not a keras file")
+    damaged.onnx_cache_path.write_bytes(b"not an onnx file")
     assert np.allclose(damaged.embed(photos), embedder.embed(photos), atol=1e-6)
     assert damaged.cache_path.stat().st_size > 1_000_000
+    assert damaged.onnx_cache_path.stat().st_size > 1_000_000
 
 
 def test_an_unwritable_cache_dir_still_gives_a_working_model(embedder, photos, tmp_path):
