@@ -27,6 +27,7 @@ class IngestRunAdmin(ReadOnlyAdmin):
         ("kind", "status"),
         "arguments",
         ("started_at", "finished_at", "duration"),
+        ("host", "pid"),
         ("total", "processed", "progress"),
         ("created", "skipped", "failed"),
         "error",

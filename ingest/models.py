@@ -4,6 +4,9 @@ These rows are what makes the crawler safe to stop and run again: a planned imag
 run says what it did, how far it got and why things failed.
 """
 
+import os
+import socket
+
 from django.db import models
 from django.utils import timezone
 
@@ -67,6 +70,33 @@ class ClassCrawl(models.Model):
         return f"crawl of class {self.wikidata_class_id}"
 
 
+def process_exists(pid):
+    """Whether a process with this id exists on this machine (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+class IngestRunQuerySet(models.QuerySet):
+    def mark_abandoned(self):
+        """Mark interrupted the runs still "running" whose process on this machine is gone (SIGKILL, out of
+        memory, a reboot): no one else would ever finish them. Returns how many.
+
+        Runs of other machines are left alone: their processes cannot be seen from here. A pid taken again
+        by an unrelated process after a reboot keeps its run "running" until that process ends too.
+        """
+        running = self.filter(status=IngestRun.Status.RUNNING, host=socket.gethostname(), pid__isnull=False)
+        gone = [run.id for run in running.only("id", "pid") if not process_exists(run.pid)]
+        return self.filter(id__in=gone, status=IngestRun.Status.RUNNING).update(
+            status=IngestRun.Status.INTERRUPTED,
+            error="Its process ended without finishing it (killed?); found by a later run.",
+        )
+
+
 class IngestRun(models.Model):
     """One run of a crawl step: what ran with which arguments, how far it got, what failed and why."""
 
@@ -88,6 +118,11 @@ class IngestRun(models.Model):
     error = models.TextField(blank=True, help_text="Why the run stopped, when it did not finish")
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The process that runs it, so a later run can tell one that was killed from one still going.
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = IngestRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]

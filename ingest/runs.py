@@ -1,5 +1,7 @@
 """Recording runs: every crawl step writes an IngestRun saying how far it got and what failed."""
 
+import os
+import socket
 from contextlib import contextmanager
 
 from django.utils import timezone
@@ -50,8 +52,12 @@ class RunRecorder:
 
 @contextmanager
 def recorded_run(kind, **arguments):
-    """An IngestRun for the duration of the block: done, interrupted (Ctrl-C, SIGTERM) or failed."""
-    run = IngestRun.objects.create(kind=kind, arguments=arguments)
+    """An IngestRun for the duration of the block: done, interrupted (Ctrl-C, SIGTERM) or failed.
+
+    A run killed outright (SIGKILL) cannot say so itself: the next run marks it interrupted.
+    """
+    IngestRun.objects.mark_abandoned()
+    run = IngestRun.objects.create(kind=kind, arguments=arguments, host=socket.gethostname(), pid=os.getpid())
     recorder = RunRecorder(run)
     try:
         yield recorder

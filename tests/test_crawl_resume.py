@@ -1,5 +1,10 @@
 """Stopping a crawl at any moment and running it again: nothing fetched twice, duplicated or lost."""
 
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 from crawl_server import fake_wikimedia, standard_scenario
 
@@ -51,3 +56,18 @@ def test_a_killed_crawl_resumes_without_duplicates_or_losses(wiki, monkeypatch):
     galleries = [p["query"] for p in wiki.requests_to("sparql") if "wdt:P31 wd:" in p["query"]]
     assert len(galleries) == 2  # Q571 and Q42 planned once each, before the kill; not again after
     assert sorted(IngestRun.objects.values_list("status", flat=True)) == ["done", "done", "interrupted"]
+
+
+def test_a_run_whose_process_is_gone_is_marked_interrupted_by_the_next_run():
+    here = socket.gethostname()
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    killed = IngestRun.objects.create(kind="images", host=here, pid=int(ended.stdout))
+    alive = IngestRun.objects.create(kind="images", host=here, pid=os.getpid())
+    elsewhere = IngestRun.objects.create(kind="images", host=here + "-other", pid=int(ended.stdout))
+
+    run_classes(0)
+
+    killed.refresh_from_db()
+    assert killed.status == "interrupted" and "killed" in killed.error
+    assert IngestRun.objects.get(id=alive.id).status == "running"  # still going, in this very process
+    assert IngestRun.objects.get(id=elsewhere.id).status == "running"  # another machine's: not ours to judge
