@@ -1,0 +1,218 @@
+"""Embedding throughput, side by side in one run: a reference pipeline, our model stage, our import.
+
+- reference: Pillow decode + centre crop + bicubic resize on one thread, feeding ONNX Runtime (2 threads,
+  batch 32, default session options) the same EfficientNet-Lite0 export, one batch after the other;
+- TensorFlow FP32: the Keras model in a tf.function (the source of truth, for context and agreement);
+- our embedding stage: Embedder.embed_batch on preprocessed images (the model alone);
+- our import: ingest.local.import_folder (decode + embed + phash + thumbnail + files + rows), into a
+  database and media folder of the bench's own, emptied before each repeat; start-up (model load,
+  Postgres start, migrations) excluded;
+- single-image latency: Embedder.embed([one image]), as a search query runs it.
+
+Repeats interleave the pipelines and the ratios are taken per repeat, since the machine's load drifts;
+medians are printed last. Agreement: the largest cosine distance between our vectors and TensorFlow's.
+
+    REVIMG_DATA_DIR=/work/var-me python bench/embed_throughput.py [--images 960] [--repeats 3]
+
+The model cache in REVIMG_DATA_DIR/models is reused; the catalog there is not touched (the bench imports
+into the database named by --db-name and a temporary media folder).
+"""
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = ROOT.parent / "shared" / "datasets" / "caltech101-dev"
+REFERENCE_BATCH = 32
+REFERENCE_THREADS = 2
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument("--images", type=int, default=960, help="photos taken evenly across the dataset")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--db-name", default="revimg_embed_bench", help="embedded database for the import")
+    return parser.parse_args()
+
+
+def setup_django(db_name, media_root):
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revimg.settings")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["REVIMG_DB_NAME"] = db_name
+    os.environ["REVIMG_MEDIA_ROOT"] = str(media_root)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def pick_photos(dataset, count):
+    files = sorted(dataset.glob("*/*.jpg"))
+    if not files:
+        sys.exit(f"no photos under {dataset}")
+    step = max(1, len(files) // count)
+    return files[::step][:count]
+
+
+def link_folder(photos, target):
+    """A class-folder tree of symlinks to the chosen photos, for import_folder."""
+    for path in photos:
+        (target / path.parent.name).mkdir(parents=True, exist_ok=True)
+        (target / path.parent.name / path.name).symlink_to(path)
+    return target
+
+
+def timed(function, count):
+    start = time.perf_counter()
+    result = function()
+    return count / (time.perf_counter() - start), result
+
+
+def reference_pipeline(session, datas):
+    """One thread decodes and resizes a batch with Pillow, then ONNX Runtime embeds it, and so on."""
+    from PIL import Image
+
+    from catalog.imagefile import center_crop_box
+
+    name = session.get_inputs()[0].name
+    vectors = []
+    for start in range(0, len(datas), REFERENCE_BATCH):
+        batch = []
+        for data in datas[start : start + REFERENCE_BATCH]:
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+            box = center_crop_box(*image.size, 224)
+            resized = image.crop(box).resize((224, 224), Image.Resampling.BICUBIC)
+            batch.append((np.asarray(resized, np.float32) - 127.0) / 128.0)
+        vectors.append(session.run(None, {name: np.stack(batch)})[0])
+    return np.concatenate(vectors)
+
+
+def reference_session(path):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = REFERENCE_THREADS
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def tensorflow_features(embedder, inputs):
+    """FP32 TensorFlow features and images/s: the Keras model in a tf.function."""
+    from catalog.embedding import _import_lite0
+
+    lite0 = _import_lite0()
+    lite0.configure_threads()
+    run = lite0.inference_function(lite0.load_or_build(embedder.cache_path))
+    run(inputs[:REFERENCE_BATCH])  # trace once
+    rate, chunks = timed(
+        lambda: [run(inputs[s : s + REFERENCE_BATCH])[0] for s in range(0, len(inputs), REFERENCE_BATCH)],
+        len(inputs),
+    )
+    return rate, np.concatenate(chunks)
+
+
+def import_once(folder, count):
+    from catalog.models import CatalogImage, WikidataClass
+    from ingest.local import import_folder
+
+    CatalogImage.objects.all().delete()
+    WikidataClass.objects.all().delete()
+    rate, summary = timed(lambda: import_folder(folder), count)
+    if summary.created != count:
+        sys.exit(f"import created {summary.created} of {count} images: {summary.failures[:3]}")
+    return rate
+
+
+def single_image_latency_ms(embedder, images):
+    embedder.embed(images[:1])
+    times = []
+    for image in images:
+        start = time.perf_counter()
+        embedder.embed([image])
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def max_cosine_distance(a, b):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float((1 - (a * b).sum(axis=1)).max())
+
+
+def run_repeat(session, datas, inputs, embedder, folder):
+    reference, reference_vectors = timed(lambda: reference_pipeline(session, datas), len(datas))
+    stage, _ = timed(lambda: embedder.embed_batch(inputs), len(inputs))
+    imported = import_once(folder, len(datas))
+    return {"reference": reference, "stage": stage, "import": imported}, reference_vectors
+
+
+def print_repeat(label, row):
+    print(
+        f"{label:>8}  reference {row['reference']:6.1f} img/s | embedding stage {row['stage']:6.1f} img/s"
+        f" ({row['stage'] / row['reference']:.2f}x) | import_images {row['import']:6.1f} img/s"
+        f" ({row['import'] / row['reference']:.2f}x)",
+        flush=True,
+    )
+
+
+def main():
+    args = parse_args()
+    media = tempfile.TemporaryDirectory(prefix="embed-bench-media-")
+    links = tempfile.TemporaryDirectory(prefix="embed-bench-photos-")
+    setup_django(args.db_name, media.name)
+
+    from catalog.embedding import get_embedder
+    from catalog.imagefile import open_image, preprocess
+
+    photos = pick_photos(args.dataset, args.images)
+    folder = link_folder(photos, Path(links.name))
+    datas = [path.read_bytes() for path in photos]
+    images = [open_image(data) for data in datas]
+    inputs = np.stack([preprocess(image) for image in images])
+    embedder = get_embedder()
+    embedder.load()
+    session = reference_session(str(embedder.onnx_cache_path))
+    print(f"{len(photos)} photos from {args.dataset}; load average {os.getloadavg()[0]:.2f}", flush=True)
+
+    rows = []
+    for repeat in range(args.repeats):
+        row, reference_vectors = run_repeat(session, datas, inputs, embedder, folder)
+        print_repeat(f"run {repeat + 1}", row)
+        rows.append(row)
+    median = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+    ratios = {
+        key: statistics.median(row[key] / row["reference"] for row in rows) for key in ("stage", "import")
+    }
+    print(
+        f"  median  reference {median['reference']:.1f} img/s | embedding stage {median['stage']:.1f} img/s"
+        f" ({ratios['stage']:.2f}x) | import_images {median['import']:.1f} img/s ({ratios['import']:.2f}x)"
+    )
+
+    ours = embedder.embed_batch(inputs)
+    tf_rate, tf_vectors = tensorflow_features(embedder, inputs)
+    print(
+        f"TensorFlow FP32 tf.function: {tf_rate:.1f} img/s (embedding stage {median['stage'] / tf_rate:.2f}x)"
+    )
+    print(f"single-image latency (embed one image): {single_image_latency_ms(embedder, images[:20]):.1f} ms")
+    print(
+        f"agreement with FP32 TensorFlow: max cosine distance {max_cosine_distance(ours, tf_vectors):.2e} (ours),"
+        f" {max_cosine_distance(reference_vectors, tf_vectors):.2e} (reference)"
+    )
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    media.cleanup()
+    links.cleanup()
+
+
+if __name__ == "__main__":
+    main()
