@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 import numpy as np
 from django.db import connections, models, transaction
-from django.db.models import Q
+from django.db.models import Count, F, Func, Q, Subquery, Sum
 from pgvector.django import CosineDistance, HnswIndex, VectorField
 
 from .embedding import EMBEDDING_DIM, MODEL_NAME, MODEL_VERSION
@@ -51,6 +51,32 @@ class WikidataClass(models.Model):
         return "https://en.wikipedia.org/wiki/" + self.enwiki_title.replace(" ", "_")
 
 
+def _epoch(field):
+    return Func(F(field), template="extract(epoch from %(expressions)s)", output_field=models.DecimalField())
+
+
+def fingerprint_of():
+    """The aggregate behind CatalogImageQuerySet.fingerprint(), also usable in a subquery.
+
+    Count and sum of ids change when an image comes or goes; the (exact, numeric) sums of the change and
+    embedding times change whenever any one image is saved, curated or re-embedded, since its own time only
+    grows. Unlike a maximum, a sum also moves when a late commit carries an earlier timestamp.
+    """
+    parts = [Count("id"), Sum("id"), Sum(_epoch("updated_at")), Sum(_epoch("embedded_at"))]
+    return Func(*parts, template="concat_ws(':', %(expressions)s)", output_field=models.TextField())
+
+
+class VectorBytes(Func):
+    """A vector column in pgvector's binary form (big-endian int16 dimensions, int16 unused, float4s)."""
+
+    function = "vector_send"
+    output_field = models.BinaryField()
+
+    @staticmethod
+    def to_array(data):
+        return np.frombuffer(data, dtype=">f4", offset=4).astype(np.float32)
+
+
 class CatalogImageQuerySet(models.QuerySet):
     def searchable(self):
         """Images search may return: not excluded by a curator, and embedded."""
@@ -67,19 +93,31 @@ class CatalogImageQuerySet(models.QuerySet):
         )
 
     def fingerprint(self):
-        """(count, last change, last embedding) of these images: differs after any add, removal, curation or
-        re-embedding, so it can key a cache of what is computed from them."""
-        summary = self.order_by().aggregate(
-            count=models.Count("id"), changed=models.Max("updated_at"), embedded=models.Max("embedded_at")
+        """A text that changes after any add, removal, move, curation or re-embedding of these images, so it
+        can key what is computed from them (catalog.classstats). See fingerprint_of()."""
+        return self.order_by().aggregate(fingerprint=fingerprint_of())["fingerprint"]
+
+    def class_fingerprint(self, class_ref):
+        """The fingerprint() of these images in one class, as a subquery for annotate(): class_ref is an
+        OuterRef to a class id, so a row and its class's current fingerprint come in one query."""
+        images = (
+            self.filter(wikidata_class=class_ref)
+            .order_by()
+            .values("wikidata_class")
+            .annotate(fingerprint=fingerprint_of())
         )
-        return summary["count"], summary["changed"], summary["embedded"]
+        return Subquery(images.values("fingerprint"))
 
     def vectors(self):
-        """These images' embeddings as one (n, EMBEDDING_DIM) float32 array."""
-        rows = self.order_by("id").values_list("embedding", flat=True)
-        return np.array([np.asarray(v, dtype=np.float32) for v in rows], dtype=np.float32).reshape(
-            -1, EMBEDDING_DIM
-        )
+        """These images' embeddings as one (n, EMBEDDING_DIM) float32 array, in id order.
+
+        Read in pgvector's binary form: parsing the text form into Python floats costs about 1 ms a vector.
+        """
+        rows = self.order_by("id").values_list(VectorBytes("embedding"), flat=True)
+        vectors = np.empty((len(rows), EMBEDDING_DIM), dtype=np.float32)
+        for i, data in enumerate(rows):
+            vectors[i] = VectorBytes.to_array(data)
+        return vectors
 
     def nearest(self, vector, k=10):
         """The k searchable images closest to vector, nearest first, each with .distance (cosine).
@@ -266,3 +304,29 @@ class Suspect(models.Model):
         if self.other_id:
             return f"{self.get_kind_display()} #{self.image_id} / #{self.other_id}"
         return f"{self.get_kind_display()} #{self.image_id}"
+
+
+class ClassStatistics(models.Model):
+    """A class's searchable images as a whole, as the verdict weighs them (catalog.classstats computes them),
+    with the fingerprint of the images they were computed from: a row whose fingerprint is no longer the
+    class's is stale and never used."""
+
+    wikidata_class = models.OneToOneField(
+        WikidataClass, on_delete=models.CASCADE, primary_key=True, related_name="statistics"
+    )
+    image_count = models.PositiveIntegerField()
+    tightness = models.FloatField(
+        null=True, help_text="Mean similarity of an image to its closest classmates; empty for a single image"
+    )
+    tightness_sample = models.PositiveIntegerField(
+        help_text="Images whose closest classmates were measured: all of them, or a seeded sample of a big class"
+    )
+    centroid = VectorField(dimensions=EMBEDDING_DIM, help_text="Unit-length mean of the images' vectors")
+    fingerprint = models.TextField(help_text="CatalogImageQuerySet.fingerprint() of the images used")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "class statistics"
+
+    def __str__(self):
+        return f"statistics of class {self.wikidata_class_id}"

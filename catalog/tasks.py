@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import refresh, suspects
+from . import classstats, refresh, suspects
 
 
 @shared_task(name="catalog.reembed_images")
@@ -19,3 +19,8 @@ def refetch_images(image_ids):
 def find_suspects():
     summary = suspects.find_suspects()
     return f"{summary.outliers} outliers, {summary.duplicates} duplicate pairs"
+
+
+@shared_task(name="catalog.refresh_class_stats")
+def refresh_class_stats(class_ids):
+    return f"{classstats.refresh(class_ids)} classes recomputed"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog import store
+from catalog import classstats, store
 from catalog.embedding import INPUT_SIZE, get_embedder
 from catalog.imagefile import ImageError, preprocess
 from catalog.models import CatalogImage, WikidataClass
@@ -63,6 +63,8 @@ def import_folder(root, progress=None):
             _store_batch(pending, summary)
             pending = (batch, vectors)
         _store_batch(pending, summary)
+    # Searches find the classes' statistics ready instead of computing them on first use.
+    classstats.refresh([wikidata_class.pk for wikidata_class in classes.values()])
     return summary
 
 

@@ -3,11 +3,11 @@
 import time
 from dataclasses import dataclass
 
+from catalog.classstats import stats_of
 from catalog.embedding import MODEL_NAME, MODEL_VERSION, get_embedder
 from catalog.models import CatalogImage, WikidataClass
 
 from . import verdict
-from .classstats import class_stats_of
 
 DEFAULT_K = 10
 MAX_K = 100
@@ -84,7 +84,7 @@ def _judge(hits, vector):
     return verdict.judge(
         [verdict.Neighbour(h.image.pk, h.image.wikidata_class_id, h.similarity) for h in hits],
         query=vector,
-        class_stats_of=class_stats_of,
+        class_stats_of=stats_of,
     )
 
 

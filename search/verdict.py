@@ -2,7 +2,7 @@
 and whether anything like the query is in the catalog at all.
 
 A function of the query's nearest neighbours and of a few statistics of the best class, so it costs
-microseconds per query once the class's statistics are cached (search.classstats).
+microseconds per query once the class's statistics are stored (catalog.classstats).
 
 - classes: a kernel-weighted vote of the neighbours; a class's score is its share of the vote (they sum to 1).
 - confidence: the estimated probability that the best class is right, which requires the query's class to
@@ -20,6 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The best class's statistics are the catalog's (catalog.classstats stores them per class); closeness
+# looks as deep into a class (CLASS_DEPTH images) as its tightness does. Re-exported for the evaluation.
+from catalog.vectorstats import CLASS_DEPTH, ClassStats, class_stats  # noqa: F401
+
 # How many nearest images the verdict wants to see (the service fetches max(k, NEIGHBOURS)).
 NEIGHBOURS = 50
 
@@ -27,9 +31,6 @@ NEIGHBOURS = 50
 # weighs e^-1 as much. Chosen on the tuning classes: of 0.01-1.0, 0.03-0.05 ranked the right class first
 # most often at 5 and 30 images per class.
 TEMPERATURE = 0.05
-
-# How many of the best class's images make its "closeness" feature: several close images, not one.
-CLASS_DEPTH = 3
 
 # confidence = sigmoid(WEIGHT_CENTROID * centroid similarity + WEIGHT_SHARE * share
 #                      + WEIGHT_TIGHTNESS * tightness + BIAS):
@@ -62,15 +63,6 @@ class ClassScore:
     score: float
 
 
-@dataclass(frozen=True)
-class ClassStats:
-    """What the verdict knows of a class as a whole, from its searchable images' vectors."""
-
-    count: int
-    tightness: float | None  # mean similarity of an image to its CLASS_DEPTH closest classmates; None alone
-    centroid: np.ndarray  # unit-length mean of the images' vectors
-
-
 @dataclass
 class Verdict:
     match: bool
@@ -100,24 +92,6 @@ def features(similarities, class_ids):
     ranked, shares = class_votes(similarities, class_ids)
     closeness = similarities[class_ids == ranked[0]][:CLASS_DEPTH].mean()
     return ranked, shares, float(closeness)
-
-
-def class_stats(vectors) -> ClassStats:
-    """Statistics of a class from its images' unit vectors, shape (n, d) with n >= 1.
-
-    Tightness mirrors closeness: each image's mean similarity to its CLASS_DEPTH closest classmates (fewer
-    in a small class), averaged over the class. It costs O(n^2 d): cache it (search.classstats).
-    """
-    vectors = np.asarray(vectors, dtype=np.float64)
-    mean = vectors.mean(axis=0)
-    centroid = mean / max(float(np.linalg.norm(mean)), 1e-12)
-    if len(vectors) < 2:
-        return ClassStats(count=len(vectors), tightness=None, centroid=centroid)
-    similarities = vectors @ vectors.T
-    np.fill_diagonal(similarities, -np.inf)
-    depth = min(CLASS_DEPTH, len(vectors) - 1)
-    closest = -np.sort(-similarities, axis=1)[:, :depth]
-    return ClassStats(count=len(vectors), tightness=float(closest.mean()), centroid=centroid)
 
 
 def confidence_features(closeness, query, stats):
