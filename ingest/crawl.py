@@ -6,8 +6,9 @@ Commons file), stored images on their content hash, and what is done is never as
 """
 
 import logging
+from contextlib import contextmanager
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from catalog import http, refresh, store
@@ -157,8 +158,47 @@ def fetch_source(source_id):
     """Fetch one planned image: licence from Commons, thumbnail, stored (not yet embedded).
 
     Returns (outcome, detail) with outcome one of "created", "skipped", "failed". Transient HTTP errors
-    propagate (the image stays pending for the next run or the task's retry).
+    propagate (the image stays pending for the next run or the task's retry). An image another process is
+    fetching at the moment is left to it.
     """
+    with _claimed(source_id) as claimed:
+        if not claimed:
+            return "skipped", "being fetched by another process"
+        return _fetch_claimed(source_id)
+
+
+# The first key of the advisory locks that claim planned images (the second is the ImageSource id).
+CLAIM_LOCK_SPACE = 7_304_001
+
+
+@contextmanager
+def _claimed(source_id):
+    """Claim a planned image for as long as it is fetched, so that two workers never fetch the same one.
+
+    A Postgres session advisory lock rather than a status column: the fetch commits more than once, and a
+    lock goes with its connection, so a worker killed mid-fetch leaves no claim behind to expire.
+    """
+    # Two int4 keys: ids past 2**31 wrap and may share a lock, which only leaves one fetch to a later run.
+    key = [CLAIM_LOCK_SPACE, source_id & 0x7FFFFFFF]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        claimed = cursor.fetchone()[0]
+    try:
+        yield claimed
+    finally:
+        if claimed:
+            _release(key)
+
+
+def _release(key):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+    except DatabaseError:
+        log.warning("could not release the claim %s; it goes with the connection", key)
+
+
+def _fetch_claimed(source_id):
     source = ImageSource.objects.select_related("wikidata_class").filter(id=source_id).first()
     if source is None or source.status != ImageSource.Status.PENDING:
         return "skipped", "already handled"

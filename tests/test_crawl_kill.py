@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from io import StringIO
 from urllib.parse import unquote
@@ -22,9 +23,11 @@ from crawl_server import fake_wikimedia, picture_bytes, standard_scenario
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
+from test_crawl_claims import claim_lock_held
 
 from catalog.embedding import MODEL_NAME
 from catalog.models import CatalogImage, WikidataClass
+from ingest.crawl import fetch_source
 from ingest.models import ImageSource, IngestRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -120,6 +123,13 @@ def uninterrupted_crawl(downloads):
     return contents, needed
 
 
+def wait_for(condition):
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def files_on_disk(media_root):
     return {str(p.relative_to(media_root)) for p in media_root.rglob("*") if p.is_file()}
 
@@ -149,6 +159,9 @@ def test_a_crawl_killed_mid_download_resumes_without_duplicates_or_losses(wiki, 
     try:
         assert held.holding.wait(DEADLINE_SECONDS), (tmp_path / "killed.log").read_text()
         assert CatalogImage.objects.count() == STORED_BEFORE_KILL
+        # Meanwhile a second worker (this process) is asked for the image being downloaded: it leaves it.
+        in_flight = ImageSource.objects.get(commons_file=held.held_file).id
+        assert fetch_source(in_flight) == ("skipped", "being fetched by another process")
         killed.send_signal(signal.SIGKILL)
     finally:
         killed.kill()
@@ -156,6 +169,7 @@ def test_a_crawl_killed_mid_download_resumes_without_duplicates_or_losses(wiki, 
         held.released.set()
     assert killed.returncode == -signal.SIGKILL
     assert IngestRun.objects.get(kind="images").status == "running"  # the kill left it so
+    wait_for(lambda: not claim_lock_held(in_flight))  # the claim went with the killed process's connection
     orphan, orphan_sha = plant_half_written_file(media, held.held_file)
 
     resumed = subprocess.run(
