@@ -205,3 +205,27 @@ def test_a_crawl_killed_mid_download_resumes_without_duplicates_or_losses(wiki, 
     # Only the download the kill cut short was made twice.
     assert held.counts - needed == Counter({held.held_file: 1})
     assert set(held.counts) == set(needed)
+
+
+def test_a_terminated_crawl_records_its_run_as_interrupted_and_leaves_no_stray_file(wiki, tmp_path):
+    standard_scenario(wiki)
+    held = Downloads(wiki)
+    held.hold_after(STORED_BEFORE_KILL)
+    media = tmp_path / "crawl-media"
+    terminated = start_crawl(crawl_env(media), tmp_path / "terminated.log")
+    try:
+        assert held.holding.wait(DEADLINE_SECONDS), (tmp_path / "terminated.log").read_text()
+        terminated.terminate()  # SIGTERM, as kill, docker stop or systemd send
+        terminated.wait(DEADLINE_SECONDS)
+    finally:
+        terminated.kill()
+        terminated.wait()
+        held.released.set()
+
+    assert terminated.returncode == 130, (tmp_path / "terminated.log").read_text()
+    assert "run the command again to continue" in (tmp_path / "terminated.log").read_text()
+    run = IngestRun.objects.get(kind="images")
+    assert (run.status, run.error) == ("interrupted", "stopped before the end")
+    assert run.finished_at is not None
+    referenced = {name for i in CatalogImage.objects.all() for name in (i.file.name, i.thumbnail.name)}
+    assert len(referenced) == 2 * STORED_BEFORE_KILL and files_on_disk(media) == referenced

@@ -1,6 +1,9 @@
 """What the crawl commands share: a progress bar on a terminal, and their common options."""
 
+import functools
+import signal
 import sys
+import threading
 
 from tqdm import tqdm
 
@@ -20,3 +23,21 @@ def describe(kind, recorder):
     if run.failed > 10:
         lines.append(f"  ... and {run.failed - 10} more failures (see IngestRun #{run.id} in the admin)")
     return lines
+
+
+def interrupt_on_sigterm(handle):
+    """For a command's handle(): SIGTERM (kill, docker stop, systemd) stops it as Ctrl-C does, so its run is
+    recorded as interrupted and a file being written is removed, where Python's default would end the
+    process on the spot. The previous handler comes back afterwards (call_command inside another program)."""
+
+    @functools.wraps(handle)
+    def handle_interruptibly(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():  # only there can handlers be set
+            return handle(*args, **kwargs)
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            return handle(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return handle_interruptibly

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog import http
-from ingest.management.progress import describe, progress_bar
+from ingest.management.progress import describe, interrupt_on_sigterm, progress_bar
 from ingest.pipeline import run_classes
 
 
@@ -16,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--refresh", action="store_true", help="Ask Wikidata again for known classes")
         parser.add_argument("--no-progress", action="store_true")
 
+    @interrupt_on_sigterm
     def handle(self, classes, dump, refresh, no_progress, **options):
         if dump is not None and not dump.is_file():
             raise CommandError(f"{dump} is not a file")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ingest.management.progress import describe, progress_bar
+from ingest.management.progress import describe, interrupt_on_sigterm, progress_bar
 from ingest.pipeline import catalog_class_ids, run_images
 
 
@@ -16,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--retry-failed", action="store_true", help="Try failed images again")
         parser.add_argument("--no-progress", action="store_true")
 
+    @interrupt_on_sigterm
     def handle(self, classes, per_class, retry_failed, no_progress, **options):
         ids = catalog_class_ids(classes)
         if not ids:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ingest.management.progress import describe, progress_bar
+from ingest.management.progress import describe, interrupt_on_sigterm, progress_bar
 from ingest.pipeline import run_embeddings
 
 
@@ -11,6 +11,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--no-progress", action="store_true")
 
+    @interrupt_on_sigterm
     def handle(self, batch_size, no_progress, **options):
         try:
             recorder = run_embeddings(batch_size, progress_bar(not no_progress))
