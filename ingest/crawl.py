@@ -258,6 +258,15 @@ def _finish(source, status, reason, image=None):
                 classes.filter(main_image__isnull=True).update(main_image=image)
 
 
+def image_to_embed(source_id):
+    """The id of the image fetched for a planned image while it has no vector from the current model, else
+    None. A worker killed between storing an image and asking for its embedding leaves such an image."""
+    fetched = ImageSource.objects.filter(id=source_id).values("image_id")
+    return (
+        CatalogImage.objects.needing_embedding().filter(id__in=fetched).values_list("id", flat=True).first()
+    )
+
+
 def pending_sources(class_ids=None):
     sources = ImageSource.objects.to_fetch()
     if class_ids is not None:

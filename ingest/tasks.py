@@ -45,8 +45,11 @@ def plan_class(class_id, per_class=1):
 def fetch_image(source_id):
     """Fetch and store one planned image, then have it embedded."""
     outcome, detail = crawl.fetch_source(source_id)
-    if outcome == "created":
-        transaction.on_commit(lambda: embed_images.delay([detail]))
+    # Whatever the outcome: this may be the redelivery of a task whose worker was killed after storing the
+    # image and before asking for its embedding.
+    image_id = crawl.image_to_embed(source_id)
+    if image_id is not None:
+        transaction.on_commit(lambda: embed_images.delay([image_id]))
     return f"{outcome}: {detail}"
 
 

@@ -9,7 +9,7 @@ import pytest
 from crawl_server import fake_wikimedia, standard_scenario
 
 from catalog.models import CatalogImage
-from ingest import crawl
+from ingest import crawl, tasks
 from ingest.models import ImageSource, IngestRun
 from ingest.pipeline import run_classes, run_images
 
@@ -71,3 +71,21 @@ def test_a_run_whose_process_is_gone_is_marked_interrupted_by_the_next_run():
     assert killed.status == "interrupted" and "killed" in killed.error
     assert IngestRun.objects.get(id=alive.id).status == "running"  # still going, in this very process
     assert IngestRun.objects.get(id=elsewhere.id).status == "running"  # another machine's: not ours to judge
+
+
+@pytest.mark.slow
+def test_a_fetch_task_redelivered_after_its_worker_died_has_the_stored_image_embedded(
+    wiki, django_capture_on_commit_callbacks
+):
+    standard_scenario(wiki)
+    ids, _ = run_classes(3)
+    crawl.plan_images(ids[0], per_class=1)
+    source = ImageSource.objects.get()
+    crawl.fetch_source(source.id)  # what the worker did before it died: stored, not yet sent to embedding
+    assert CatalogImage.objects.get().embedding is None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.fetch_image.apply(args=[source.id]).get()  # the broker hands the unacknowledged task out again
+
+    assert CatalogImage.objects.get().embedding is not None
+    assert len(wiki.requests_to("file")) == 1
