@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
-from catalog import store
+from catalog import classstats, store
 from catalog.models import CatalogImage, WikidataClass
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -55,6 +55,15 @@ def test_each_subfolder_becomes_a_class_and_each_image_an_embedded_row(folder):
         assert image.file.storage.exists(image.file.name) and image.thumbnail.storage.exists(
             image.thumbnail.name
         )
+
+
+def test_an_import_leaves_its_classes_statistics_current(folder, django_assert_num_queries):
+    run_import(folder)
+
+    for wikidata_class in WikidataClass.objects.all():
+        with django_assert_num_queries(1):  # read as stored, not recomputed by the first search
+            stats = classstats.stats_of(wikidata_class.pk)
+        assert stats.count == 2
 
 
 def test_broken_and_non_image_files_are_reported_by_name(folder):
