@@ -2,8 +2,9 @@
 
 The Keras model (catalog.embedding.lite0) stays the definition; tf2onnx turns it into an ONNX file the
 first time it is needed, and later starts load that file alone, without importing TensorFlow (seconds and
-about half a gigabyte saved per process). On a 2-core AVX-512 machine ONNX Runtime runs this model about
-1.4x as fast as TensorFlow in a tf.function, with the same vectors (cosine distance below 1e-6).
+about half a gigabyte saved per process). On a 2-core AVX-512 machine ONNX Runtime ran this model 1.3-1.6x
+as fast as TensorFlow in a tf.function, with the same vectors (cosine distance below 1e-6); see
+bench/embed_throughput.py.
 """
 
 import logging
@@ -30,8 +31,8 @@ def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     options.intra_op_num_threads = threads or _cores()
     options.inter_op_num_threads = 1  # the model is one chain of ops: nothing to run side by side
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle threads otherwise spin for a while after each op, taking the CPU from the threads that decode the
-    # next images (about a tenth of the import's throughput on 2 cores).
+    # Idle threads otherwise spin for a while after each op, taking the CPU from the threads that decode and
+    # store images alongside (the model alone ran as fast either way).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
