@@ -3,6 +3,7 @@
 from contextlib import contextmanager
 
 import numpy as np
+from django.conf import settings
 from django.db import connections, models, transaction
 from django.db.models import Count, F, Func, Q, Subquery, Sum
 from pgvector.django import CosineDistance, HnswIndex, VectorField
@@ -140,7 +141,8 @@ class CatalogImageQuerySet(models.QuerySet):
 
 
 # HNSW's candidate list: it returns at most ef_search rows, so it must be at least k; larger finds the true
-# neighbours more often at a small cost (pgvector's default is 40).
+# neighbours more often at a small cost (pgvector's default is 40). settings.HNSW_EF_SEARCH
+# (REVIMG_HNSW_EF_SEARCH) overrides it, read per query: big catalogs need more (bench/search_scale.py).
 HNSW_EF_SEARCH = 100
 
 
@@ -164,7 +166,10 @@ def hnsw_scan(k, using="default"):
         cursor.execute(
             "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true),"
             " set_config('enable_sort', 'off', true)",
-            [str(min(1000, max(int(k), HNSW_EF_SEARCH))), "relaxed_order"],
+            [
+                str(min(1000, max(int(k), getattr(settings, "HNSW_EF_SEARCH", HNSW_EF_SEARCH)))),
+                "relaxed_order",
+            ],
         )
         yield
         transaction.set_rollback(True, using=using)

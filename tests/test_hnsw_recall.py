@@ -7,9 +7,10 @@ app's own settings and compared with exact search in numpy.
 
 import numpy as np
 import pytest
+from django.db import connection
 
 from catalog.embedding import EMBEDDING_DIM
-from catalog.models import CatalogImage
+from catalog.models import CatalogImage, hnsw_scan
 from tests.catalog_factories import make_class
 
 pytestmark = pytest.mark.django_db
@@ -81,3 +82,13 @@ def test_a_search_filtered_to_a_far_class_returns_k_images_of_that_class(catalog
     assert {image.wikidata_class_id for image in found} == {classes[far].pk}
     exact = {images[i].pk for i in members[np.argsort(-(vectors[members] @ query))[:K]]}
     assert len({image.pk for image in found} & exact) >= 0.9 * K
+
+
+def test_ef_search_is_the_setting_or_k_whichever_is_larger(settings):
+    settings.HNSW_EF_SEARCH = 321
+    with hnsw_scan(10), connection.cursor() as cursor:
+        cursor.execute("SHOW hnsw.ef_search")
+        assert cursor.fetchone()[0] == "321"
+    with hnsw_scan(500), connection.cursor() as cursor:
+        cursor.execute("SHOW hnsw.ef_search")
+        assert cursor.fetchone()[0] == "500"
