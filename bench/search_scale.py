@@ -15,8 +15,15 @@ the queries are held-out photos of that set (never in the table) plus perturbed 
 indexes are kept, so a re-run with the same parameters reuses them (and reports the recorded build time).
 
     python bench/search_scale.py                                   # 100k, vector and halfvec
-    python bench/search_scale.py --sizes 1000000 --types halfvec   # 1M (long: see --help)
+    python bench/search_scale.py --sizes 1000000 --exact-queries 10
+    python bench/search_scale.py --sizes 1000000 --types halfvec --m 24 --ef-construction 100
+    python bench/search_scale.py --sizes 1000000 --prepare-only   # load and index only (nohup-able)
     python bench/search_scale.py --drop                            # remove the benchmark database
+
+On 2 cores a 1M table takes 3-6 minutes to load and its index 8-11 minutes to build (maintenance_work_mem
+8GB); 1M x 1280 takes about 9 GB of disk per storage type for vector, 7 GB for halfvec, and the exact
+baselines hold the 5 GB float32 matrix in memory (scikit-learn briefly a second copy). Query latency
+depends on the index being in shared_buffers: the figures were taken with shared_buffers = 4GB.
 """
 
 import argparse
@@ -306,12 +313,17 @@ def measure_sklearn(matrix, query_vectors, truth):
 
 
 def prepare(conn, n, kinds, seeds, seed_labels, args):
+    """{kind: (table, facts)}: each table loaded and indexed (or found so), with load/build time and sizes."""
+    tables = {}
     for kind in kinds:
         table = f"bench_vectors_{n}_{kind}"
         load_seconds = load_table(conn, table, kind, n, seeds, seed_labels)
         print(f"[{n:,} {kind}] table ready (load {load_seconds or 0:.0f} s)", flush=True)
         index, build_seconds = build_index(conn, table, kind, args)
         print(f"[{n:,} {kind}] index {index} ready (build {build_seconds or 0:.0f} s)", flush=True)
+        facts = {"load_s": load_seconds, "build_s": build_seconds} | sizes(conn, table, index)
+        tables[kind] = (table, facts)
+    return tables
 
 
 def bench_size(conn, n, kinds, seeds, seed_labels, query_vectors, query_labels, args):
@@ -323,20 +335,16 @@ def bench_size(conn, n, kinds, seeds, seed_labels, query_vectors, query_labels, 
         start += len(chunk)
     truth, truth_within = exact_truth(matrix, labels, query_vectors, query_labels)
     exact_subset = query_vectors[: args.exact_queries]
-    result = {"n": n, "queries": len(query_vectors), "numpy": measure_numpy(matrix, exact_subset)}
+    result = {"n": n, "queries": len(query_vectors), "exact_queries": len(exact_subset)}
+    result["numpy"] = measure_numpy(matrix, exact_subset)
     print(f"[{n:,}] numpy exact: {result['numpy']}", flush=True)
     if not args.skip_sklearn:
         result["sklearn"] = measure_sklearn(matrix, exact_subset, truth)
         print(f"[{n:,}] scikit-learn exact: {result['sklearn']}", flush=True)
     del matrix
-    tables = {}
-    for kind in kinds:
-        table = tables[kind] = f"bench_vectors_{n}_{kind}"
-        load_seconds = load_table(conn, table, kind, n, seeds, seed_labels)
-        print(f"[{n:,} {kind}] table ready (load {load_seconds or 0:.0f} s)", flush=True)
-        index, build_seconds = build_index(conn, table, kind, args)
-        print(f"[{n:,} {kind}] index {index} ready (build {build_seconds or 0:.0f} s)", flush=True)
-        result[kind] = {"load_s": load_seconds, "build_s": build_seconds} | sizes(conn, table, index)
+    prepared = prepare(conn, n, kinds, seeds, seed_labels, args)
+    tables = {kind: table for kind, (table, _) in prepared.items()}
+    result |= {kind: facts for kind, (_, facts) in prepared.items()}
     ef_values = [int(v) for v in args.ef_search.split(",")]
     hnsw = measure_hnsw(conn, tables, query_vectors, truth, ef_values)
     print(f"[{n:,}] HNSW measured", flush=True)
@@ -402,7 +410,7 @@ def report(results, args, machine):
 
 
 def print_exact(result, kinds):
-    print(f"\nExact search ({len_exact(result)} queries, one at a time), and HNSW's p50 against it:\n")
+    print(f"\nExact search ({result['exact_queries']} queries, one at a time), and HNSW's p50 against it:\n")
     print("| method | recall@10 | p50 ms | p95 ms | batch ms/query |")
     print("|---|---|---|---|---|")
     rows = [("numpy float32 matrix product", result["numpy"])]
@@ -418,20 +426,15 @@ def print_exact(result, kinds):
         plans = (e["hnsw"][0]["plan"], e["filtered"][0]["plan"], e["exact_sql"]["plan"])
         print(f"\n{kind} plans: search {plans[0]}; filtered {plans[1]}; exact {plans[2]}.")
         good = [r for r in result[kind]["hnsw"] if r["recall"] >= 0.95]
-        if not good:
-            print(f"\n{kind}: no ef_search value reached recall@10 0.95.")
-            continue
-        best = good[0]
+        # The cheapest setting that meets the goal, or failing that the most accurate one measured.
+        best = good[0] if good else max(result[kind]["hnsw"], key=lambda r: r["recall"])
+        verdict = "the smallest with recall@10 >= 0.95" if good else "the best measured (below 0.95)"
         ratios = ", ".join(f"{name} {r['p50_ms'] / best['p50_ms']:.0f}x" for name, r in rows)
         print(
-            f"\n{kind}: ef_search={best['ef_search']} is the smallest with recall@10 >= 0.95 "
-            f"({best['recall']:.3f}, p50 {best['p50_ms']:.2f} ms); exact methods take longer by: {ratios}."
+            f"\n{kind}: ef_search={best['ef_search']} is {verdict} ({best['recall']:.3f}, "
+            f"p50 {best['p50_ms']:.2f} ms); exact methods take longer by: {ratios}."
         )
     print()
-
-
-def len_exact(result):
-    return result.get("exact_queries", "")
 
 
 def machine_info(conn):
