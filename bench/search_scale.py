@@ -21,7 +21,7 @@ indexes are kept, so a re-run with the same parameters reuses them (and reports 
     python bench/search_scale.py --drop                            # remove the benchmark database
 
 On 2 cores a 1M table takes 3-6 minutes to load and its index 8-11 minutes to build (maintenance_work_mem
-8GB); 1M x 1280 takes about 9 GB of disk per storage type for vector, 7 GB for halfvec, and the exact
+8GB); 1M x 1280 takes about 14 GB of disk (table and index) as vector, 7 GB as halfvec, and the exact
 baselines hold the 5 GB float32 matrix in memory (scikit-learn briefly a second copy). Query latency
 depends on the index being in shared_buffers: the figures were taken with shared_buffers = 4GB.
 """
@@ -272,13 +272,18 @@ def top_k(similarities):
     return np.take_along_axis(part, order, axis=-1)
 
 
-def exact_truth(matrix, labels, query_vectors, query_labels):
-    """Exact top-K ids for every query, over everything and within the query's class (float32, numpy)."""
-    similarities = matrix @ query_vectors.T
-    everything = top_k(similarities.T)
-    similarities[labels[:, None] != query_labels[None, :]] = -np.inf
-    within = top_k(similarities.T)
-    return everything.tolist(), within.tolist()
+def exact_truth(matrix, labels, query_vectors, query_labels, chunk=32):
+    """Exact top-K ids for every query, over everything and within the query's class (float32, numpy).
+
+    A few queries at a time: for 1M rows, all 400 at once would need about 10 GB of intermediate arrays.
+    """
+    everything, within = [], []
+    for start in range(0, len(query_vectors), chunk):
+        similarities = query_vectors[start : start + chunk] @ matrix.T
+        everything += top_k(similarities).tolist()
+        similarities[query_labels[start : start + chunk, None] != labels[None, :]] = -np.inf
+        within += top_k(similarities).tolist()
+    return everything, within
 
 
 def measure_numpy(matrix, query_vectors):
