@@ -46,6 +46,10 @@ def open_suspect_score():
     return Subquery(Suspect.objects.open().filter(either_side).order_by("-score").values("score")[:1])
 
 
+# A source address typed without a scheme is read as https (Django 6's default, taken now).
+URL_FORM_FIELD = {"assume_scheme": "https"}
+
+
 # -- filters --------------------------------------------------------------------------------------------------
 
 
@@ -118,7 +122,10 @@ class CatalogImageInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 1, "cols": 40})}}
+    formfield_overrides = {
+        models.TextField: {"widget": forms.Textarea(attrs={"rows": 1, "cols": 40})},
+        models.URLField: URL_FORM_FIELD,
+    }
     ordering = ("id",)
 
     def get_queryset(self, request):
@@ -249,7 +256,10 @@ class CatalogImageAdmin(admin.ModelAdmin):
         ("Content", {"fields": (("width", "height"), "sha256", "phash", "vector_summary")}),
         ("History", {"fields": ("recent_changes", ("created_at", "updated_at"))}),
     )
-    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})}}
+    formfield_overrides = {
+        models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})},
+        models.URLField: URL_FORM_FIELD,
+    }
     # The file fields stay out of the form: replacing content is "re-fetch", which keeps hash and vector true.
     exclude = ("file", "thumbnail")
     actions = [
