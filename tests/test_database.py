@@ -22,6 +22,7 @@ def test_the_embedding_column_has_an_hnsw_cosine_index():
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'image_embedding_hnsw'")
         (definition,) = cursor.fetchone()
     assert "USING hnsw" in definition and "vector_cosine_ops" in definition
+    assert "m='24'" in definition and "ef_construction='100'" in definition
 
 
 def test_a_vector_column_of_another_dimension_is_reported():
