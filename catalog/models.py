@@ -140,17 +140,16 @@ class CatalogImageQuerySet(models.QuerySet):
         )
 
 
-# HNSW's candidate list: it returns at most ef_search rows, so it must be at least k; larger finds the true
-# neighbours more often at a small cost (pgvector's default is 40). settings.HNSW_EF_SEARCH
-# (REVIMG_HNSW_EF_SEARCH) overrides it, read per query: big catalogs need more (bench/search_scale.py).
-HNSW_EF_SEARCH = 100
+# pgvector's largest hnsw.ef_search.
+MAX_EF_SEARCH = 1000
 
 
 @contextmanager
 def hnsw_scan(k, using="default"):
     """A transaction in which the nearest-neighbour query uses the HNSW index and gets its k rows.
 
-    - ef_search at least k: the index returns at most ef_search rows.
+    - ef_search: settings.HNSW_EF_SEARCH, read per query (big catalogs need more), and at least k: the
+      index returns at most ef_search rows.
     - iterative_scan: without it the index yields ef_search candidates and the WHERE clause then drops the
       excluded ones, so a query could return fewer than k rows. relaxed_order keeps scanning until k rows
       pass the filter, for a slightly unordered stream that nearest() sorts again.
@@ -167,7 +166,7 @@ def hnsw_scan(k, using="default"):
             "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true),"
             " set_config('enable_sort', 'off', true)",
             [
-                str(min(1000, max(int(k), getattr(settings, "HNSW_EF_SEARCH", HNSW_EF_SEARCH)))),
+                str(min(MAX_EF_SEARCH, max(int(k), settings.HNSW_EF_SEARCH))),
                 "relaxed_order",
             ],
         )
