@@ -4,6 +4,7 @@ Bad values fail loudly at start-up (ImproperlyConfigured) rather than later.
 """
 
 import os
+import secrets
 import re
 from pathlib import Path
 
@@ -58,17 +59,31 @@ def env_list(name, default=""):
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def installation_secret(path):
+    """The random secret stored at path, made on first use; concurrent first starts agree on one."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return installation_secret(path)
+    secret = secrets.token_urlsafe(50)
+    with os.fdopen(fd, "w") as file:
+        file.write(secret)
+    return secret
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("REVIMG_REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set")
-    # A development-only key, derived per checkout so it is never a shared literal in production.
-    SECRET_KEY = "insecure-dev-key-" + str(BASE_DIR)
+DATA_DIR = Path(env_str("REVIMG_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+# Without DJANGO_SECRET_KEY, each installation makes its own random key once and keeps it in its data dir
+# (readable by its owner only), so no key is ever a literal shared between installations.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or installation_secret(DATA_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
-DATA_DIR = Path(env_str("REVIMG_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 MEDIA_ROOT = Path(env_str("REVIMG_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
 MODEL_CACHE_DIR = DATA_DIR / "models"

@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from revimg.settings import env_bool, env_float, env_int, env_list
+from revimg.settings import env_bool, env_float, env_int, env_list, installation_secret
 
 
 def test_booleans_accept_the_usual_spellings_and_refuse_others(monkeypatch):
@@ -38,3 +38,14 @@ def test_numbers_refuse_words(monkeypatch):
         env_float("X_SECONDS", 1.0)
     monkeypatch.setenv("X_SECONDS", "0.5")
     assert env_float("X_SECONDS", 1.0) == 0.5
+
+
+def test_an_installation_makes_its_secret_once_and_keeps_it_private(tmp_path):
+    path = tmp_path / "data" / "secret_key"
+
+    first = installation_secret(path)
+
+    assert len(first) >= 50
+    assert installation_secret(path) == first
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert installation_secret(tmp_path / "other" / "secret_key") != first
