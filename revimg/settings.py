@@ -4,8 +4,8 @@ Bad values fail loudly at start-up (ImproperlyConfigured) rather than later.
 """
 
 import os
-import secrets
 import re
+import secrets
 from pathlib import Path
 
 import dj_database_url
