@@ -21,6 +21,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import Count, Q
 
+from .embedding import EMBEDDING_DIM
 from .imagefile import ImageError, open_image
 from .models import CatalogImage, Suspect, WikidataClass, hnsw_scan
 from .phash import hamming, phash_hex
@@ -71,15 +72,17 @@ def backfill_phashes(queryset=None, progress=None):
 # -- nearest neighbours ----------------------------------------------------------------------------------
 
 # For every searchable image, its k nearest searchable neighbours by cosine distance. The inner ORDER BY
-# ... LIMIT is what the HNSW index (image_embedding_hnsw) answers, one index scan per image.
-NEIGHBOURS_SQL = """
+# ... LIMIT is what the HNSW index (image_embedding_hnsw) answers, one index scan per image. The index is
+# on the halfvec cast of embedding (models.half_embedding), so the ORDER BY must be that very expression;
+# the distance returned is the full-precision one, computed for the k rows only.
+NEIGHBOURS_SQL = f"""
 SELECT a.id, a.wikidata_class_id, n.id, n.wikidata_class_id, n.distance
 FROM catalog_catalogimage a
 CROSS JOIN LATERAL (
     SELECT b.id, b.wikidata_class_id, b.embedding <=> a.embedding AS distance
     FROM catalog_catalogimage b
     WHERE b.id <> a.id AND b.status <> %(excluded)s AND b.embedding IS NOT NULL
-    ORDER BY b.embedding <=> a.embedding
+    ORDER BY b.embedding::halfvec({EMBEDDING_DIM}) <=> a.embedding::halfvec({EMBEDDING_DIM})
     LIMIT %(k)s
 ) n
 WHERE a.status <> %(excluded)s AND a.embedding IS NOT NULL AND a.id > %(after)s AND a.id <= %(upto)s

@@ -98,6 +98,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Makes OpClass usable in index expressions (the halfvec HNSW index on CatalogImage.embedding).
+    "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
     # Swagger UI's files served from our own static files: the docs page works without a CDN.

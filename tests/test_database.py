@@ -17,12 +17,18 @@ def test_the_database_has_pgvector_and_the_catalog_passes_its_checks():
     assert [e for e in run_checks(databases=["default"]) if e.id and e.id.startswith("catalog.")] == []
 
 
-def test_the_embedding_column_has_an_hnsw_cosine_index():
+def test_the_embedding_column_has_an_hnsw_cosine_index_on_its_halfvec_cast():
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'image_embedding_hnsw'")
         (definition,) = cursor.fetchone()
-    assert "USING hnsw" in definition and "vector_cosine_ops" in definition
+        cursor.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'catalog_catalogimage'::regclass AND attname = 'embedding'"
+        )
+        (column_type,) = cursor.fetchone()
+    assert "USING hnsw" in definition and "((embedding)::halfvec(1280)) halfvec_cosine_ops" in definition
     assert "m='24'" in definition and "ef_construction='100'" in definition
+    assert column_type == "vector(1280)"  # the column itself keeps full precision
 
 
 def test_a_vector_column_of_another_dimension_is_reported():

@@ -5,10 +5,11 @@ import io
 import pytest
 from catalog_factories import centre, make_catalog, make_image, near, picture_bytes, same_pixels_other_bytes
 from django.core.management import call_command
+from django.db import connection
 
 from catalog import curation
-from catalog.models import CatalogImage, Suspect
-from catalog.suspects import find_suspects
+from catalog.models import CatalogImage, Suspect, hnsw_scan
+from catalog.suspects import NEIGHBOURS_SQL, find_suspects
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +117,16 @@ def test_the_commands_report_what_they_did(catalog):
 
     assert "30 hashed, 0 failed" in out.getvalue()
     assert "duplicate pairs (0 perceptual hashes computed)" in out.getvalue()
+
+
+def test_the_neighbour_query_scans_the_hnsw_index_for_each_image(catalog):
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_catalogimage")
+    params = {"excluded": CatalogImage.Status.EXCLUDED, "k": 10, "after": 0, "upto": 10**9}
+
+    # The same scan settings as suspects.neighbours() runs it in.
+    with hnsw_scan(10), connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + NEIGHBOURS_SQL, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "Index Scan using image_embedding_hnsw" in plan
