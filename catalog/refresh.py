@@ -8,9 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Q
 
 from . import http, store
 from .imagefile import ImageError, open_image
@@ -98,11 +96,7 @@ def replace_content(image, candidate, vector):
     image.phash = phash_hex(candidate.image)
     store.set_embedding(image, vector)
     with transaction.atomic():
-        image.file.save(f"{candidate.sha256}.{candidate.extension}", ContentFile(candidate.data), save=False)
-        image.thumbnail.save("thumb.jpg", ContentFile(store.thumbnail_bytes(candidate.image)), save=False)
+        store.write_files(image, candidate)
         image.save()
     # Content-addressed names: the old files go once no row refers to them any more.
-    storage = image.file.storage
-    for name in old_names:
-        if name and not CatalogImage.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
-            storage.delete(name)
+    store.delete_unreferenced(old_names, image.file.storage)

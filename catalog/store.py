@@ -40,6 +40,7 @@ class ImageCandidate:
     sha256: str
     image: Image.Image
     extension: str
+    size: tuple[int, int]  # the file's own width and height, as stored (before EXIF orientation)
     metadata: dict = field(default_factory=dict)
 
 
@@ -48,7 +49,8 @@ def prepare(data, **metadata):
     image = open_image(data)
     with Image.open(io.BytesIO(data)) as original:
         extension = FORMAT_EXTENSIONS.get(original.format, "img")
-    return ImageCandidate(data, content_hash(data), image, extension, metadata)
+        size = original.size
+    return ImageCandidate(data, content_hash(data), image, extension, size, metadata)
 
 
 def embed(candidates):
@@ -80,13 +82,7 @@ def save(wikidata_class, candidate, vector):
         set_embedding(image, vector)
     try:
         with transaction.atomic():
-            image.file.save(
-                f"{candidate.sha256}.{candidate.extension}", ContentFile(candidate.data), save=False
-            )
-            # Django leaves width/height empty for a file saved from a ContentFile; without them every load
-            # of the row opens the file again to measure it (a search loads 50 rows).
-            image.width, image.height = image.file.width, image.file.height
-            image.thumbnail.save("thumb.jpg", ContentFile(thumbnail_bytes(candidate.image)), save=False)
+            write_files(image, candidate)
             image.save()
     except IntegrityError:
         # Another process stored the same content meanwhile; its row and file are the ones to keep.
@@ -96,6 +92,23 @@ def save(wikidata_class, candidate, vector):
         _delete_files(image)
         raise
     return image, True
+
+
+def write_files(image, candidate):
+    """Write candidate's file and thumbnail for image (not saved yet), with the file's width and height."""
+    image.file.save(f"{candidate.sha256}.{candidate.extension}", ContentFile(candidate.data), save=False)
+    # Django leaves width/height empty for a file saved from a ContentFile; without them every load of the
+    # row opens the file again to measure it (a search loads 50 rows). The decoded header knows them.
+    image.width, image.height = candidate.size
+    image.thumbnail.save("thumb.jpg", ContentFile(thumbnail_bytes(candidate.image)), save=False)
+
+
+def delete_unreferenced(names, storage):
+    """Delete the files among names that no row refers to; names are content-addressed, so a file another
+    row already references must stay."""
+    for name in names:
+        if name and not CatalogImage.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
+            storage.delete(name)
 
 
 def add_image(wikidata_class, data, **metadata):
@@ -117,8 +130,4 @@ def thumbnail_bytes(image):
 
 
 def _delete_files(image):
-    # Names are content-addressed, so a file another row already references must stay.
-    for field_file in (image.file, image.thumbnail):
-        name = field_file.name
-        if name and not CatalogImage.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
-            field_file.storage.delete(name)
+    delete_unreferenced([image.file.name, image.thumbnail.name], image.file.storage)
