@@ -1,4 +1,5 @@
-# The two commands of the README: `make run` (the app at http://127.0.0.1:8000) and `make test`.
+# The two commands of the README: `make run` (the app at http://127.0.0.1:8000) and `make test`;
+# `make dev` serves with Django's autoreloading development server, `make stop` stops a running app.
 # Each does its own set-up: a virtualenv in .venv, the pinned packages, and for tests Debian's Chromium.
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1:8000
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run test lint format deps browser bench
+.PHONY: run dev stop prepare test lint format deps browser bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +23,26 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 
-run: deps
+prepare: deps
 	$(PY) manage.py migrate --no-input
+	$(PY) manage.py collectstatic --no-input --verbosity 0
 	$(PY) manage.py starter_catalog
-	$(PY) manage.py runserver $(HOST)
+
+# gunicorn reads gunicorn.conf.py: workers, the embedded database's lifetime, the model warmed per worker.
+run: prepare
+	HOST=$(HOST) $(VENV)/bin/gunicorn revimg.wsgi
+
+dev: prepare
+	DJANGO_DEBUG=1 $(PY) manage.py runserver $(HOST)
+
+# Stops the app server (graceful: requests in flight finish), then the embedded database if it still runs.
+stop: deps
+	@pid=$$(cat "$${REVIMG_DATA_DIR:-var}/gunicorn.pid" 2>/dev/null); \
+	if [ -n "$$pid" ] && kill -TERM "$$pid" 2>/dev/null; then \
+		echo "stopping gunicorn (pid $$pid)"; \
+		while kill -0 "$$pid" 2>/dev/null; do sleep 0.2; done; \
+	fi
+	$(PY) manage.py embedded_postgres stop
 
 test: deps browser
 	$(VENV)/bin/ruff check .

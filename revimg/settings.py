@@ -3,9 +3,11 @@
 Bad values fail loudly at start-up (ImproperlyConfigured) rather than later.
 """
 
+import ipaddress
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -59,6 +61,17 @@ def env_list(name, default=""):
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_networks(name, default=""):
+    """Comma-separated addresses or CIDR networks (an address alone is a network of one)."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} must list addresses or networks such as 10.0.0.0/8: {exc}") from None
+    return networks
+
+
 def installation_secret(path):
     """The random secret stored at path, made on first use; concurrent first starts agree on one."""
     try:
@@ -82,10 +95,40 @@ DATA_DIR = Path(env_str("REVIMG_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # (readable by its owner only), so no key is ever a literal shared between installations.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or installation_secret(DATA_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+# How many proxies in front of the app append to X-Forwarded-For (revimg.clientip): 0 trusts no header.
+TRUSTED_PROXIES = env_int("REVIMG_TRUSTED_PROXIES", 0, minimum=0)
+# /metrics (revimg.metrics) answers these client addresses, and requests with "Authorization: Bearer <token>"
+# when a token is set; anyone else gets a 404.
+METRICS_ALLOWED = env_networks("REVIMG_METRICS_ALLOWED", "127.0.0.1/32,::1/128")
+METRICS_TOKEN = env_str("REVIMG_METRICS_TOKEN")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# REVIMG_HTTPS: the app sits behind a proxy that terminates TLS and sets X-Forwarded-Proto (and overwrites
+# any the client sent: Django trusts that header from then on). Plain HTTP is redirected, cookies travel over
+# HTTPS only, and browsers are told to use nothing but HTTPS from then on (HSTS).
+HTTPS = env_bool("REVIMG_HTTPS", False)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # A load balancer probes these over plain HTTP; a redirect would read as "down".
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("REVIMG_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("REVIMG_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("REVIMG_HSTS_PRELOAD", True)
+# Whatever the transport. The CSRF cookie stays readable by scripts: none of ours reads it, and hiding it
+# gains nothing (the token is in every form anyway).
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
 
 MEDIA_ROOT = Path(env_str("REVIMG_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
+# A front server's internal location (e.g. /protected-media/) that sends media files itself; empty: Django does.
+MEDIA_ACCEL_REDIRECT = env_str("REVIMG_MEDIA_ACCEL_REDIRECT")
 MODEL_CACHE_DIR = DATA_DIR / "models"
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
@@ -104,13 +147,20 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # Swagger UI's files served from our own static files: the docs page works without a CDN.
     "drf_spectacular_sidecar",
+    # Locks the admin login after repeated wrong passwords (AXES_* below).
+    "axes",
     "catalog",
     "search",
     "ingest",
+    # Wiring: the embedded database's command and the cache table.
+    "revimg",
 ]
 
 MIDDLEWARE = [
+    # First: it sees every answer, redirects, 404s and 500s included, with the status the client got.
+    "revimg.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "revimg.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -118,6 +168,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: it turns a login refused during a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "revimg.urls"
@@ -162,6 +214,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# Admin login lockout (django-axes): axes' backend first refuses a locked-out login before any password is
+# checked. Failures are counted in the database every worker shares, per username and, separately, per
+# client address (revimg.clientip): too many for either locks it, for the cool-off.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "revimg.clientip.client_ip"
+AXES_FAILURE_LIMIT = env_int("REVIMG_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("REVIMG_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "axes/lockout.html"
+AXES_HTTP_RESPONSE_CODE = 429
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -193,12 +261,42 @@ HNSW_EF_SEARCH = env_int("REVIMG_HNSW_EF_SEARCH", 100, minimum=10)
 URL_ALLOWED_PRIVATE_HOSTS = env_list("REVIMG_URL_ALLOWED_PRIVATE_HOSTS")
 # Seconds for one URL fetch, redirects and body included: a person is waiting for the answer.
 URL_FETCH_TIMEOUT = env_int("REVIMG_URL_FETCH_TIMEOUT", 10, minimum=1)
-# Searches per client address for anonymous users, DRF's "number/period" form; empty disables the limit.
-ANON_SEARCH_RATE = env_str("REVIMG_ANON_SEARCH_RATE", "30/minute") or None
-if ANON_SEARCH_RATE and not re.fullmatch(
-    r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", ANON_SEARCH_RATE
-):
-    raise ImproperlyConfigured(f"REVIMG_ANON_SEARCH_RATE must look like 30/minute, got {ANON_SEARCH_RATE!r}")
+
+
+def env_rate(name, default):
+    """A DRF throttle rate such as 30/minute; empty means no limit (None)."""
+    rate = env_str(name, default) or None
+    if rate and not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", rate):
+        raise ImproperlyConfigured(f"{name} must look like 30/minute, got {rate!r}")
+    return rate
+
+
+# Searches per client address for anonymous users; counted in the shared cache, so one limit for every
+# worker. "More like this" embeds nothing (the vector is stored), so it has its own, larger budget.
+ANON_SEARCH_RATE = env_rate("REVIMG_ANON_SEARCH_RATE", "30/minute")
+ANON_SIMILAR_RATE = env_rate("REVIMG_ANON_SIMILAR_RATE", "120/minute")
+# ONNX Runtime threads per process for the image model; 0: one per core (gunicorn.conf.py shares the
+# cores out between its workers).
+EMBED_THREADS = env_int("REVIMG_EMBED_THREADS", 0, minimum=0)
+
+# The cache every process shares: the search limits and the admin lockout count in it. Redis when given;
+# otherwise a table in the database, which every worker (and every machine) already reaches.
+CACHE_URL = env_str("REVIMG_CACHE_URL")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REVIMG_CACHE_URL must be a redis:// or rediss:// URL, got {CACHE_URL!r}")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {
+            "BACKEND": "revimg.cache.AtomicDatabaseCache",
+            "LOCATION": "revimg_cache",
+            # Django's default of 300 entries would cull the counts of busy clients; past this many, a
+            # third are culled (expired ones first). A busy public site wants Redis.
+            "OPTIONS": {"MAX_ENTRIES": 20000},
+        }
+    )
+}
 
 # Celery: without a broker, tasks run eagerly in the calling process.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
@@ -218,6 +316,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     # Every API error is {"error": {"code": ..., "message": ...}}.
     "EXCEPTION_HANDLER": "search.api.exception_handler",
+    # Sessions only (the admin's, for a curator trying the API): no Basic auth, so the API is no place to
+    # guess passwords.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # DRF's own client address rule (used where ours is not) agrees with revimg.clientip.
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "revimg API",

@@ -1,17 +1,18 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from django.views.static import serve
 
-
-def media(request, path):
-    # MEDIA_ROOT read per request, not at import: tests point it at a folder of their own.
-    return serve(request, path, document_root=settings.MEDIA_ROOT)
-
+from revimg import health
+from revimg.media import media
+from revimg.metrics import metrics_view
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    # Prometheus' scrape: a 404 unless REVIMG_METRICS_ALLOWED or REVIMG_METRICS_TOKEN lets the caller in.
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("search.urls")),
-    # Catalog images are public; Django serves them itself so the app runs with no other server.
-    path("media/<path:path>", media),
+    # Catalog images are public; Django serves them itself so the app runs with no other server
+    # (or hands them to one with X-Accel-Redirect, see revimg/media.py).
+    path("media/<path:path>", media, name="media"),
 ]

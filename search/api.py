@@ -23,7 +23,7 @@ from .serializers import (
     SearchRequestSerializer,
     SearchResultSerializer,
 )
-from .throttles import AnonSearchThrottle
+from .throttles import AnonSearchThrottle, AnonSimilarThrottle
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Not a picture, damaged, or a refused address"),
@@ -145,7 +145,7 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
         return super().list(request, *args, **kwargs)
 
     @extend_schema(parameters=[K_PARAMETER], responses={200: SearchResultSerializer, **ERRORS})
-    @action(detail=True, throttle_classes=[AnonSearchThrottle])
+    @action(detail=True, throttle_classes=[AnonSimilarThrottle])
     def similar(self, request, pk=None):
         """The images most like this one (itself left out), with the same verdict as a search."""
         k = parse_k(request.query_params.get("k"))

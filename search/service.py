@@ -1,7 +1,8 @@
 """One search, shared by the page and the API: a picture (or a catalog image) in, a verdict and neighbours out."""
 
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from catalog.classstats import stats_of
 from catalog.embedding import MODEL_NAME, MODEL_VERSION, get_embedder
@@ -10,6 +11,8 @@ from catalog.models import CatalogImage, WikidataClass
 from . import verdict
 
 DEFAULT_K = 10
+# Where a search spends its time: the model, the nearest-neighbour query (through the ORM), the verdict.
+PHASES = ("embedding", "neighbours", "verdict")
 MAX_K = 100
 # Classes listed with an answer: past the first few, the scores of the verdict are only noise.
 MAX_CLASSES = 10
@@ -42,6 +45,8 @@ class SearchResult:
     classes: list[ClassHit]  # best first
     results: list[ImageHit]  # most similar first
     query_image: CatalogImage | None = None  # set for "more like this"
+    # Seconds per phase (PHASES), for whoever watches the service; "more like this" embeds nothing.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def model_label():
@@ -50,9 +55,10 @@ def model_label():
 
 def search_image(image, k=DEFAULT_K):
     """Search the catalog for a decoded RGB PIL image."""
-    started = time.perf_counter()
-    vector = get_embedder().embed([image])[0]
-    return _answer(vector, k, started)
+    started, timings = time.perf_counter(), {}
+    with _timed(timings, "embedding"):
+        vector = get_embedder().embed([image])[0]
+    return _answer(vector, k, started, timings=timings)
 
 
 def search_similar(image_id, k=DEFAULT_K):
@@ -67,9 +73,12 @@ def search_similar(image_id, k=DEFAULT_K):
     return result
 
 
-def _answer(vector, k, started, leave_out=None):
-    hits = _neighbours(vector, max(k, verdict.NEIGHBOURS), leave_out)
-    judged = _judge(hits[: verdict.NEIGHBOURS], vector)
+def _answer(vector, k, started, leave_out=None, timings=None):
+    timings = {} if timings is None else timings
+    with _timed(timings, "neighbours"):
+        hits = _neighbours(vector, max(k, verdict.NEIGHBOURS), leave_out)
+    with _timed(timings, "verdict"):
+        judged = _judge(hits[: verdict.NEIGHBOURS], vector)
     return SearchResult(
         model=model_label(),
         match=judged.match,
@@ -77,7 +86,15 @@ def _answer(vector, k, started, leave_out=None):
         classes=_class_hits(judged.classes, hits),
         results=hits[:k],
         took_ms=(time.perf_counter() - started) * 1000,
+        timings=timings,
     )
+
+
+@contextmanager
+def _timed(timings, phase):
+    started = time.perf_counter()
+    yield
+    timings[phase] = time.perf_counter() - started
 
 
 def _judge(hits, vector):

@@ -1,20 +1,17 @@
-"""The public page (a form, the verdict and a grid of the closest images) and the health check."""
+"""The public page: a form, the verdict and a grid of the closest images."""
 
 import base64
 
 from django.conf import settings
-from django.db import connection
-from django.db.utils import DatabaseError
-from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from catalog.models import CatalogImage
 from catalog.store import thumbnail_bytes
 
-from . import service
+from . import searchlog, service
 from .inputs import REFUSALS, QueryError, query_image
-from .throttles import AnonSearchThrottle
+from .throttles import AnonSearchThrottle, AnonSimilarThrottle
 
 # More than the API's default: a page of thumbnails is cheap to look through.
 PAGE_K = 20
@@ -45,19 +42,23 @@ def index(request):
 
 
 def _search_posted(request):
-    _throttle(request)
-    image = query_image(upload=request.FILES.get("image"), url=request.POST.get("url", "").strip())
+    _throttle(request, AnonSearchThrottle)
+    upload, url = request.FILES.get("image"), request.POST.get("url", "").strip()
+    with searchlog.reported(searchlog.query_kind(url), PAGE_K) as report:
+        image = query_image(upload=upload, url=url)
+        report.result = service.search_image(image, PAGE_K)
     # The query is shown back as an inline thumbnail: nothing of it is stored.
     preview = "data:image/jpeg;base64," + base64.b64encode(thumbnail_bytes(image)).decode("ascii")
-    return {"result": service.search_image(image, PAGE_K), "query_preview": preview}
+    return {"result": report.result, "query_preview": preview}
 
 
 def _search_similar(request, image_id):
-    _throttle(request)
-    try:
-        result = service.search_similar(int(image_id), PAGE_K)
-    except (ValueError, CatalogImage.DoesNotExist):
-        raise QueryError("not_found", "That picture is not in the catalog.", status=404) from None
+    _throttle(request, AnonSimilarThrottle)
+    with searchlog.reported("similar", PAGE_K) as report:
+        try:
+            result = report.result = service.search_similar(int(image_id), PAGE_K)
+        except (ValueError, CatalogImage.DoesNotExist):
+            raise QueryError("not_found", "That picture is not in the catalog.", status=404) from None
     return {"result": result, "query_preview": _thumbnail_url(result.query_image)}
 
 
@@ -65,17 +66,7 @@ def _thumbnail_url(image):
     return (image.thumbnail or image.file).url
 
 
-def _throttle(request):
-    throttle = AnonSearchThrottle()
+def _throttle(request, throttle_class):
+    throttle = throttle_class()
     if not throttle.allow_request(request, None):
         raise QueryError("throttled", "Too many searches.", status=429)
-
-
-def healthz(request):
-    """200 when the database answers, 503 when it does not."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError as exc:
-        return JsonResponse({"status": "error", "database": str(exc)}, status=503)
-    return JsonResponse({"status": "ok"})

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def no_throttle(settings):
     settings.ANON_SEARCH_RATE = None
+    settings.ANON_SIMILAR_RATE = None
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 @pytest.fixture(autouse=True)
 def no_throttle(settings):
     settings.ANON_SEARCH_RATE = None
+    settings.ANON_SIMILAR_RATE = None
 
 
 @pytest.fixture

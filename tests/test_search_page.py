@@ -12,6 +12,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def no_throttle(settings):
     settings.ANON_SEARCH_RATE = None
+    settings.ANON_SIMILAR_RATE = None
 
 
 def test_the_page_offers_a_file_a_camera_and_a_url(client):

@@ -40,6 +40,7 @@ def browser():
 @pytest.fixture
 def page(browser, settings):
     settings.ANON_SEARCH_RATE = None
+    settings.ANON_SIMILAR_RATE = None
     cache.clear()
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -153,6 +154,7 @@ def test_a_file_that_is_not_a_picture_gets_an_error_in_plain_words(page, live_se
 
 def test_the_page_fits_a_phone_screen(browser, live_server, tmp_path, settings):
     settings.ANON_SEARCH_RATE = None
+    settings.ANON_SIMILAR_RATE = None
     make_catalog(classes=2, per_class=4)
     picture = io.BytesIO()
     Image.fromarray(skimage_data.chelsea()).save(picture, format="JPEG")

@@ -73,10 +73,16 @@ class Embedder:
     version = MODEL_VERSION
     dim = EMBEDDING_DIM
 
-    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE, cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
+    ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
+        self.threads = threads  # ONNX Runtime threads; None: one per core
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._run = None
         self._load_lock = threading.Lock()
@@ -88,6 +94,10 @@ class Embedder:
     @property
     def onnx_cache_path(self) -> Path:
         return (self.cache_dir or default_cache_dir()) / onnx_cache_file_name()
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._run is not None
 
     def load(self) -> None:
         """Load the model now rather than on the first call (worker warm-up)."""
@@ -104,6 +114,7 @@ class Embedder:
                         lambda name, opset: _export_onnx(self.cache_path, name, opset),
                         INPUT_SIZE,
                         (EMBEDDING_DIM, NUM_CLASSES),
+                        threads=self.threads,
                     )
         return self._run
 
@@ -142,6 +153,12 @@ class Embedder:
         return np.stack([preprocess(image, INPUT_SIZE) for image in images])
 
 
+def _configured_threads() -> int | None:
+    from django.conf import settings
+
+    return (settings.EMBED_THREADS or None) if settings.configured else None
+
+
 _shared_embedder: Embedder | None = None
 _shared_lock = threading.Lock()
 
@@ -152,5 +169,5 @@ def get_embedder() -> Embedder:
     if _shared_embedder is None:
         with _shared_lock:
             if _shared_embedder is None:
-                _shared_embedder = Embedder()
+                _shared_embedder = Embedder(threads=_configured_threads())
     return _shared_embedder

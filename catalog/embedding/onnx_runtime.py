@@ -43,15 +43,17 @@ def _has_expected_signature(session: onnxruntime.InferenceSession, input_size: i
     return inputs == [(INPUT_NAME, [input_size, input_size, 3])] and outputs == [[dim] for dim in dims]
 
 
-def _session(model: str | Path | bytes) -> onnxruntime.InferenceSession:
-    return onnxruntime.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"])
+def _session(model: str | Path | bytes, threads: int | None = None) -> onnxruntime.InferenceSession:
+    return onnxruntime.InferenceSession(model, session_options(threads), providers=["CPUExecutionProvider"])
 
 
-def _load_cached(path: Path, input_size: int, dims) -> onnxruntime.InferenceSession | None:
+def _load_cached(
+    path: Path, input_size: int, dims, threads: int | None
+) -> onnxruntime.InferenceSession | None:
     if not path.is_file():
         return None
     try:
-        session = _session(path)
+        session = _session(path, threads)
     except Exception as error:  # a damaged cache must never stop the service: it is exported again
         logger.warning("ignoring unreadable ONNX model cache %s: %s", path, error)
         return None
@@ -80,19 +82,19 @@ def _save_atomically(data: bytes, path: Path) -> None:
 
 
 def load_or_export(
-    path: Path, export: Callable[[str, int], bytes], input_size: int, dims
+    path: Path, export: Callable[[str, int], bytes], input_size: int, dims, threads: int | None = None
 ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """A callable running the model: float32 batch (n, size, size, 3) in, (features, logits) out.
 
     The ONNX file at path is used when valid; otherwise export(input name, opset) makes it from the Keras
     model, and it is cached at path.
     """
-    session = _load_cached(path, input_size, dims)
+    session = _load_cached(path, input_size, dims, threads)
     if session is None:
         logger.info("exporting the Keras model to ONNX in %s", path)
         data = export(INPUT_NAME, OPSET)
         _save_atomically(data, path)
-        session = _session(data)
+        session = _session(data, threads)
 
     def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         features, logits = session.run(None, {INPUT_NAME: batch})

@@ -1,0 +1,45 @@
+"""gunicorn's settings for revimg: `gunicorn revimg.wsgi` run in this folder reads this file (`make run`).
+
+Every knob is an environment variable, like the app's own settings (README, "Running in production").
+The work of the hooks lives in revimg.serving; this file only says when it runs.
+"""
+
+import os
+
+from revimg import serving
+
+# Where to listen: "127.0.0.1:8000", "0.0.0.0:8000", "[::]:8000" or "unix:/run/revimg.sock".
+bind = [os.environ.get("HOST") or "127.0.0.1:8000"]
+workers = serving.web_workers()
+# Read by the settings, so set before anything loads them: each worker's share of the cores for the model.
+os.environ.setdefault("REVIMG_EMBED_THREADS", str(serving.embed_threads_per_worker(workers)))
+# One request at a time per process: a search is CPU work (the model), so more threads would only queue
+# behind the same cores; slow clients are a TLS proxy's job (README).
+worker_class = "sync"
+# A search takes tens of milliseconds; a minute covers a 20 MB upload on a slow link before the worker
+# is declared stuck and replaced.
+timeout = serving.env_count("REVIMG_WEB_TIMEOUT", 60)
+graceful_timeout = serving.env_count("REVIMG_WEB_GRACEFUL_TIMEOUT", 30)
+# Recycle workers now and then so a slow leak in a library never grows without bound; the jitter keeps
+# them from restarting all at once.
+max_requests = serving.env_count("REVIMG_WEB_MAX_REQUESTS", 5000)
+max_requests_jitter = max_requests // 10
+pidfile = str(serving.pid_file())
+# The access log: one line per request, on stderr. The path without its query string, and the worker's
+# pid (which process answered); never the request body.
+accesslog = "-"
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %(p)s'
+# Heartbeat files in memory, not on a possibly slow disk (a blocked write would look like a stuck worker).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def on_starting(server):
+    serving.before_workers_start()
+
+
+def post_worker_init(worker):
+    serving.warm_up_worker()
+
+
+def child_exit(server, worker):
+    serving.worker_exited(worker.pid)

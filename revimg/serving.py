@@ -1,0 +1,74 @@
+"""What the app server (gunicorn.conf.py) does around the Django app: how many workers, the embedded
+database's lifetime, and a warm model in every worker before it takes a request.
+
+The gunicorn master reads this before any worker exists, so it may only use the environment and the
+settings module, never a database connection it would hand down to forked workers.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revimg.settings")
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def env_count(name, default):
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def web_workers():
+    """REVIMG_WEB_WORKERS, default one per core (searches are CPU-bound)."""
+    return env_count("REVIMG_WEB_WORKERS", _cores())
+
+
+def embed_threads_per_worker(workers):
+    """The cores shared out between the workers: more model threads would only fight over them."""
+    return max(1, _cores() // workers)
+
+
+def pid_file():
+    from django.conf import settings
+
+    return Path(settings.DATA_DIR) / "gunicorn.pid"
+
+
+def before_workers_start():
+    """In the master, once: metrics shared by the workers, and the embedded database.
+
+    The database started here belongs to the master, which outlives every worker: a worker that is killed
+    or recycled never takes it down, and workers starting together find it already running.
+    """
+    from django.conf import settings
+
+    from revimg import embedded_pg, metrics
+
+    Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+    metrics.prepare_multiprocess_dir(Path(settings.DATA_DIR) / "metrics")
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "revimg.embedded_pg":
+        embedded_pg.start_for_server(database["PGDATA"], database["USER"], database["NAME"])
+
+
+def warm_up_worker():
+    """In each worker, before its first request: load the model and run it once."""
+    from PIL import Image
+
+    from catalog.embedding import get_embedder
+
+    get_embedder().embed([Image.new("RGB", (224, 224))])
+
+
+def worker_exited(pid):
+    from revimg import metrics
+
+    metrics.worker_exited(pid)

@@ -1,0 +1,227 @@
+"""Safe to expose: HTTPS behind a proxy, security headers on every response, no password login on the API."""
+
+import base64
+import os
+import re
+import runpy
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+from django.http import HttpResponse
+from django.test import Client
+from rest_framework.test import APIClient
+
+from revimg.security_headers import SecurityHeadersMiddleware
+from tests.catalog_factories import make_catalog
+
+HTTPS_SETTINGS = [
+    "SECURE_PROXY_SSL_HEADER",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_REDIRECT_EXEMPT",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+]
+HTTPS_WARNINGS = ["security.W004", "security.W008", "security.W012", "security.W016"]
+
+
+def production_env(**extra):
+    """The README's production environment, reaching this test's database."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("DJANGO_", "REVIMG_"))}
+    env.update(
+        DJANGO_ALLOWED_HOSTS="search.example.org",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(60),
+        REVIMG_DATA_DIR=str(django_settings.DATA_DIR),
+        REVIMG_DB_NAME=connection.settings_dict["NAME"],
+        **extra,
+    )
+    return env
+
+
+def deploy_check(env):
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.django_db
+def test_the_deploy_check_passes_in_production_with_https():
+    result = deploy_check(production_env(REVIMG_HTTPS="1", REVIMG_HSTS_SECONDS="0"))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.django_db
+def test_the_deploy_check_warns_without_https():
+    result = deploy_check(production_env())
+
+    assert result.returncode != 0
+    for warning in HTTPS_WARNINGS:
+        assert warning in result.stdout + result.stderr
+
+
+def settings_from_env(monkeypatch, **env):
+    """revimg/settings.py evaluated afresh under env: what the process would run with."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(Path(django_settings.BASE_DIR) / "revimg" / "settings.py"))
+
+
+def test_hsts_is_settable(monkeypatch):
+    loaded = settings_from_env(
+        monkeypatch,
+        REVIMG_HTTPS="1",
+        REVIMG_HSTS_SECONDS="600",
+        REVIMG_HSTS_INCLUDE_SUBDOMAINS="0",
+        REVIMG_HSTS_PRELOAD="no",
+    )
+
+    assert (loaded["SECURE_HSTS_SECONDS"], loaded["SECURE_HSTS_INCLUDE_SUBDOMAINS"]) == (600, False)
+    assert loaded["SECURE_HSTS_PRELOAD"] is False
+
+
+@pytest.fixture
+def https_client(monkeypatch, settings):
+    """A client of the app configured as with REVIMG_HTTPS=1."""
+    loaded = settings_from_env(monkeypatch, REVIMG_HTTPS="1")
+    for name in HTTPS_SETTINGS:
+        setattr(settings, name, loaded[name])
+    return Client()  # a new client loads the middleware with these settings
+
+
+@pytest.mark.django_db
+def test_with_https_plain_http_is_redirected_except_the_health_checks(https_client):
+    assert https_client.get("/?similar=1").headers["Location"] == "https://testserver/?similar=1"
+    assert https_client.get("/admin/login/").status_code == 301
+
+    # SecurityMiddleware redirects before URL resolution: any answer but a redirect means exempt.
+    assert https_client.get("/healthz").status_code != 301
+    assert https_client.get("/readyz").status_code != 301
+
+
+@pytest.mark.django_db
+def test_with_https_the_proxy_header_marks_the_request_secure(https_client):
+    response = https_client.get("/", headers={"x-forwarded-proto": "https"})
+
+    assert response.status_code == 200
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    assert response.cookies["csrftoken"]["secure"]
+
+
+@pytest.mark.django_db
+def test_every_response_forbids_framing_sniffing_and_cross_origin_referrers(client):
+    response = client.get("/")
+
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def csp(response):
+    header = response.headers["Content-Security-Policy"]
+    return {name: sources for name, *sources in (part.split() for part in header.split(";"))}
+
+
+def test_the_policy_has_every_directive(rf):
+    policy = csp(SecurityHeadersMiddleware(lambda request: HttpResponse())(rf.get("/")))
+
+    assert policy == {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path, inline_styles",
+    [("/", False), ("/api/classes/", False), ("/no-such-page", False), ("/admin/login/", True), ("/api/docs/", True)],
+)
+def test_every_response_has_a_csp_without_inline_scripts(client, path, inline_styles):
+    policy = csp(client.get(path))
+
+    assert policy["script-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert ("'unsafe-inline'" in policy["style-src"]) is inline_styles
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path, camera", [("/", "camera=(self)"), ("/api/classes/", "camera=()")])
+def test_only_the_search_page_may_use_the_camera(client, path, camera):
+    features = client.get(path).headers["Permissions-Policy"].split(", ")
+
+    assert camera in features
+    assert {"microphone=()", "geolocation=()", "payment=()", "usb=()"} <= set(features)
+
+
+def test_a_policy_set_by_the_view_is_kept(rf):
+    def view(request):
+        return HttpResponse(headers={"Content-Security-Policy": "default-src 'none'"})
+
+    response = SecurityHeadersMiddleware(view)(rf.get("/"))
+
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'"
+    assert "Permissions-Policy" in response.headers
+
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>")
+
+
+@pytest.mark.django_db
+def test_the_api_docs_page_has_no_inline_script(client):
+    page = client.get("/api/docs/")
+    script = client.get("/api/docs/?script=")
+
+    assert page.status_code == 200 and not INLINE_SCRIPT.search(page.content.decode())
+    assert 'src="/api/docs/?script="' in page.content.decode()
+    assert script.headers["Content-Type"].startswith("application/javascript")
+    assert b"SwaggerUIBundle(" in script.content
+
+
+@pytest.mark.django_db
+def test_a_result_page_has_no_inline_style(client, settings):
+    settings.ANON_SEARCH_RATE = settings.ANON_SIMILAR_RATE = None
+    images = next(iter(make_catalog(classes=2, per_class=4).values()))
+
+    page = client.get(f"/?similar={images[0].pk}").content.decode()
+
+    assert '<meter class="meter"' in page
+    assert "style=" not in page
+
+
+def basic(username, password):
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+@pytest.mark.django_db
+def test_the_api_ignores_basic_auth_so_it_tells_no_password_apart(django_user_model):
+    django_user_model.objects.create_superuser("curator", "curator@example.org", "the right password")
+    api = APIClient()
+
+    anonymous = api.get("/api/classes/")
+    right = api.get("/api/classes/", HTTP_AUTHORIZATION=basic("curator", "the right password"))
+    wrong = api.get("/api/classes/", HTTP_AUTHORIZATION=basic("curator", "a wrong password"))
+
+    assert right.status_code == wrong.status_code == anonymous.status_code == 200
+    assert right.content == wrong.content == anonymous.content
+    assert right.wsgi_request.user.is_anonymous
