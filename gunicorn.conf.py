@@ -29,6 +29,9 @@ pidfile = str(serving.pid_file())
 # pid (which process answered); never the request body.
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %(p)s'
+# gunicorn's runtime control socket sits at one path per user (~/.gunicorn), which two servers on one
+# machine would fight over; nothing here uses it.
+control_socket_disable = True
 # Heartbeat files in memory, not on a possibly slow disk (a blocked write would look like a stuck worker).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 

@@ -222,7 +222,7 @@ class RangeReader:
 
     def seek(self, offset, whence=io.SEEK_SET):
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.file.tell(), io.SEEK_END: self.stop}[whence]
-        return self.file.seek(min(max(base + offset, 0), self.stop))
+        return self.file.seek(min(max(base + offset, self.start), self.stop))
 
     def tell(self):
         return self.file.tell()

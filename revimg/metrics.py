@@ -37,9 +37,13 @@ def instruments():
 
     return SimpleNamespace(
         requests=Counter(
-            "revimg_http_requests", "Requests answered, by view, method and status", ["view", "method", "status"]
+            "revimg_http_requests",
+            "Requests answered, by view, method and status",
+            ["view", "method", "status"],
         ),
-        latency=Histogram("revimg_http_request_duration_seconds", "Time to answer a request, by view", ["view"]),
+        latency=Histogram(
+            "revimg_http_request_duration_seconds", "Time to answer a request, by view", ["view"]
+        ),
         in_progress=Gauge(
             "revimg_http_requests_in_progress",
             "Requests being answered, over the live workers",
@@ -126,7 +130,11 @@ def _bears_token(request):
     token = settings.METRICS_TOKEN
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     # compare_digest takes as long wherever the first wrong character is: no guessing it by timing.
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    )
 
 
 def _from_allowed_network(request):
@@ -168,7 +176,9 @@ class CatalogCollector:
             images=Count("id"), classes=Count("wikidata_class", distinct=True)
         )
         yield GaugeMetricFamily(
-            "revimg_catalog_images", "Searchable catalog images (embedded, not excluded)", value=size["images"]
+            "revimg_catalog_images",
+            "Searchable catalog images (embedded, not excluded)",
+            value=size["images"],
         )
         yield GaugeMetricFamily(
             "revimg_catalog_classes", "Classes with at least one searchable image", value=size["classes"]

@@ -59,7 +59,10 @@ def view_names(request):
 
 def content_security_policy(views):
     if views & INLINE_STYLE_VIEWS:
-        return {**CONTENT_SECURITY_POLICY, "style-src": [*CONTENT_SECURITY_POLICY["style-src"], "'unsafe-inline'"]}
+        return {
+            **CONTENT_SECURITY_POLICY,
+            "style-src": [*CONTENT_SECURITY_POLICY["style-src"], "'unsafe-inline'"],
+        }
     return CONTENT_SECURITY_POLICY
 
 

@@ -53,7 +53,10 @@ def before_workers_start():
     from revimg import embedded_pg, metrics
 
     Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
-    metrics.prepare_multiprocess_dir(Path(settings.DATA_DIR) / "metrics")
+    # One folder per running server: two servers sharing one would wipe each other's counts at start.
+    metrics.prepare_multiprocess_dir(
+        os.environ.get(metrics.MULTIPROC_ENV) or Path(settings.DATA_DIR) / "metrics"
+    )
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "revimg.embedded_pg":
         embedded_pg.start_for_server(database["PGDATA"], database["USER"], database["NAME"])

@@ -68,7 +68,9 @@ def env_networks(name, default=""):
         try:
             networks.append(ipaddress.ip_network(item))
         except ValueError as exc:
-            raise ImproperlyConfigured(f"{name} must list addresses or networks such as 10.0.0.0/8: {exc}") from None
+            raise ImproperlyConfigured(
+                f"{name} must list addresses or networks such as 10.0.0.0/8: {exc}"
+            ) from None
     return networks
 
 

@@ -14,7 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from catalog.models import CatalogImage, WikidataClass
 
-from . import service
+from . import searchlog, service
 from .inputs import REFUSALS, QueryError, parse_k, query_image
 from .serializers import (
     ClassSerializer,
@@ -83,11 +83,14 @@ class SearchView(APIView):
     )
     def post(self, request):
         data = request.data
-        if not isinstance(data, Mapping):
-            raise QueryError("invalid_body", 'Send a JSON object such as {"url": "https://..."}.')
-        k = parse_k(data.get("k", request.query_params.get("k")))
-        image = query_image(upload=_uploaded_file(request), url=_url_field(data))
-        return search_response(service.search_image(image, k), request)
+        posted_url = data.get("url") if isinstance(data, Mapping) else None
+        with searchlog.reported(searchlog.query_kind(posted_url)) as report:
+            if not isinstance(data, Mapping):
+                raise QueryError("invalid_body", 'Send a JSON object such as {"url": "https://..."}.')
+            report.k = k = parse_k(data.get("k", request.query_params.get("k")))
+            image = query_image(upload=_uploaded_file(request), url=_url_field(data))
+            report.result = service.search_image(image, k)
+        return search_response(report.result, request)
 
 
 def _uploaded_file(request):
@@ -148,11 +151,12 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, throttle_classes=[AnonSimilarThrottle])
     def similar(self, request, pk=None):
         """The images most like this one (itself left out), with the same verdict as a search."""
-        k = parse_k(request.query_params.get("k"))
-        if not str(pk).isdigit():
-            raise exceptions.NotFound()
-        try:
-            result = service.search_similar(int(pk), k)
-        except CatalogImage.DoesNotExist:
-            raise exceptions.NotFound("No searchable catalog image has this id.") from None
-        return search_response(result, request)
+        with searchlog.reported("similar") as report:
+            report.k = k = parse_k(request.query_params.get("k"))
+            if not str(pk).isdigit():
+                raise exceptions.NotFound()
+            try:
+                report.result = service.search_similar(int(pk), k)
+            except CatalogImage.DoesNotExist:
+                raise exceptions.NotFound("No searchable catalog image has this id.") from None
+        return search_response(report.result, request)

@@ -14,7 +14,6 @@ from rest_framework.throttling import BaseThrottle
 
 from revimg.clientip import client_ip
 
-
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

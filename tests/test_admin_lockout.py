@@ -40,7 +40,9 @@ def log_in(username, password, address=HOME, forwarded_for=None):
     """One login form post from a fresh browser at address."""
     headers = {"x-forwarded-for": forwarded_for} if forwarded_for else {}
     client = Client(REMOTE_ADDR=address)
-    return client.post(LOGIN, {"username": username, "password": password, "next": "/admin/"}, headers=headers)
+    return client.post(
+        LOGIN, {"username": username, "password": password, "next": "/admin/"}, headers=headers
+    )
 
 
 def logged_in(response):
@@ -90,7 +92,9 @@ def test_a_locked_address_is_locked_for_every_username_and_other_addresses_are_n
 
 
 def test_the_lock_lifts_after_the_cool_off_and_trying_sooner_restarts_it(curator, settings):
-    fail_until_the_limit(settings, ["curator"] * settings.AXES_FAILURE_LIMIT, [HOME] * settings.AXES_FAILURE_LIMIT)
+    fail_until_the_limit(
+        settings, ["curator"] * settings.AXES_FAILURE_LIMIT, [HOME] * settings.AXES_FAILURE_LIMIT
+    )
     cool_off = settings.AXES_COOLOFF_TIME
     assert cool_off == timedelta(minutes=15)
 

@@ -7,6 +7,8 @@ import socket
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.http import FileResponse
 from django.utils.http import http_date
 from gunicorn.config import Config
@@ -306,6 +308,17 @@ def test_range_reader_shows_file_response_only_its_range(stored):
         assert reader.tell() == 10
 
 
+@pytest.fixture
+def keep_test_connections():
+    """Django's WSGI handler recycles database connections around each request; the test client turns that
+    off (the connections belong to the test run), and so does this."""
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
+
+
 def serve_through_gunicorn(raw_request):
     """Run one request the way gunicorn's sync worker does (parser, wsgi.create, write_file), over a real
     socket pair; returns the bytes the client receives."""
@@ -328,7 +341,9 @@ def serve_through_gunicorn(raw_request):
         return b"".join(iter(lambda: client_side.recv(65536), b""))
 
 
-def test_range_goes_through_gunicorns_sendfile_with_exactly_the_range(stored, monkeypatch):
+def test_range_goes_through_gunicorns_sendfile_with_exactly_the_range(
+    stored, monkeypatch, keep_test_connections
+):
     sendfile_calls = []
     real_sendfile = os.sendfile
 

@@ -9,6 +9,7 @@ by `make stop`) stops it outright. Processes starting together are serialised by
 inter-process lock: one starts the server, the others find it running.
 """
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -110,5 +111,7 @@ def ensure_database(socket_dir, user, name):
     with psycopg.connect(host=socket_dir, user=user, dbname="postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            # Another process starting at the same moment may make it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                conn.execute(f'CREATE DATABASE "{name}"')
     _databases_made.add((socket_dir, name))

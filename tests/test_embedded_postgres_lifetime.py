@@ -1,0 +1,149 @@
+"""The embedded PostgreSQL belongs to the server as a whole: no worker takes it down, however it ends;
+processes starting together start it once; stopping the server (or `embedded_postgres stop`) stops it.
+
+Each test runs on a data dir of its own, so it starts its own PostgreSQL (initdb included), with the
+image model's cache linked in from the suite's data dir.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from django.conf import settings as django_settings
+
+from revimg import embedded_pg
+from revimg.settings import BASE_DIR
+from tests.app_server import gunicorn_server
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="DATABASE_URL: no embedded PostgreSQL"),
+]
+
+DEADLINE = 120  # seconds: a bound for a broken start, not a measurement
+
+
+@pytest.fixture
+def data_dir():
+    # Not under pytest's tmp_path: PostgreSQL runs as another user (when the tests run as root) and must
+    # traverse every parent folder, which pytest keeps private (mode 0700, reset by every pytest run).
+    data = Path(tempfile.mkdtemp(dir=django_settings.DATA_DIR, prefix="lifetime-test-"))
+    models = django_settings.DATA_DIR / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (data / "models").symlink_to(models)
+    yield data
+    embedded_pg.stop(str(data / "postgres"))  # whatever a failed test left running
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def env_for(data_dir):
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REVIMG_DB_NAME")}
+    return dict(env, REVIMG_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="revimg.settings")
+
+
+def manage(data_dir, *args):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env_for(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=True,
+    )
+
+
+def postmaster(data_dir):
+    return embedded_pg.running_pid(str(data_dir / "postgres"))
+
+
+CONNECT_AND_WAIT = """
+import sys, time, django
+from pathlib import Path
+django.setup()
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_postmaster_start_time()")
+    print(cursor.fetchone()[0].isoformat(), flush=True)
+go = Path(sys.argv[1])
+end = time.monotonic() + 60
+while not go.exists() and time.monotonic() < end:  # hold the server until every process has connected
+    time.sleep(0.05)
+"""
+
+
+def test_processes_starting_together_start_the_database_once(data_dir, tmp_path):
+    go = tmp_path / "all-connected"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONNECT_AND_WAIT, str(go)],
+            cwd=BASE_DIR,
+            env=env_for(data_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    started = [process.stdout.readline().strip() for process in processes]
+    go.touch()
+    for process in processes:
+        assert process.wait(DEADLINE) == 0, process.stderr.read()
+
+    assert all(started) and len(set(started)) == 1  # one server, started once
+    assert postmaster(data_dir) is None  # and stopped when the last of them left
+
+
+def test_the_database_outlives_killed_and_recycled_workers_and_stops_with_the_server(data_dir, tmp_path):
+    manage(data_dir, "migrate", "--no-input")
+    assert postmaster(data_dir) is None  # migrate started it for itself, and stopped it
+
+    with gunicorn_server(tmp_path, {"REVIMG_DATA_DIR": str(data_dir), "REVIMG_DB_NAME": "revimg"}) as server:
+        database = postmaster(data_dir)
+        first, second = server.wait_for_workers(2)
+        os.kill(first, signal.SIGKILL)  # a crash
+        os.kill(second, signal.SIGTERM)  # a recycle: the worker exits normally, running its exit handlers
+        server.wait_for_workers(2, exclude={first, second})
+
+        answers = [requests.get(server.url + "/healthz", timeout=10).status_code for _ in range(6)]
+        assert answers == [200] * 6
+        assert postmaster(data_dir) == database  # the same server throughout
+        master = psutil.Process(server.process.pid)
+        server.process.terminate()
+        server.process.wait(60)
+
+    assert not master.is_running()
+    end = time.monotonic() + 30
+    while postmaster(data_dir) is not None and time.monotonic() < end:
+        time.sleep(0.2)
+    assert postmaster(data_dir) is None  # the server's end is the database's end
+
+
+def test_embedded_postgres_stop_stops_a_database_left_running(data_dir):
+    manage(data_dir, "migrate", "--no-input")
+    # A holder killed outright leaves the server running with nobody to stop it.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", CONNECT_AND_WAIT, str(data_dir / "never")],
+        cwd=BASE_DIR,
+        env=env_for(data_dir),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip()
+    holder.kill()
+    holder.wait(30)
+    assert postmaster(data_dir) is not None
+
+    status = manage(data_dir, "embedded_postgres", "status").stdout
+    stopped = manage(data_dir, "embedded_postgres", "stop").stdout
+
+    assert status.startswith("running, pid") and stopped.startswith("stopped")
+    assert postmaster(data_dir) is None
