@@ -20,6 +20,7 @@ from django.db import connection
 from catalog.models import CatalogImage
 from tests.app_server import gunicorn_server
 from tests.catalog_factories import make_catalog
+from tests.services import redis_or_skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -29,15 +30,7 @@ PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" /
 
 
 def redis_client():
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS_CACHE)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        if os.environ.get("CI"):
-            pytest.fail("no Redis at 127.0.0.1:6379 (CI must have it)")
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    return client
+    return redis_or_skip(REDIS_CACHE)
 
 
 @pytest.fixture(scope="module")

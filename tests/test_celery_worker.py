@@ -17,6 +17,7 @@ from celery import Celery
 from crawl_server import ADMONT, fake_wikimedia, standard_scenario
 from django.conf import settings as django_settings
 from django.db import connection
+from services import redis_or_skip
 
 from catalog.models import CatalogImage
 from ingest.models import ImageSource
@@ -29,13 +30,7 @@ DEADLINE_SECONDS = 300  # a bound for a broken worker, not a measurement
 
 @pytest.fixture
 def redis_broker():
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(BROKER)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    return client
+    return redis_or_skip(BROKER)
 
 
 @pytest.fixture
