@@ -6,6 +6,8 @@ settings module, never a database connection it would hand down to forked worker
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -43,7 +45,7 @@ def pid_file():
 
 
 def before_workers_start():
-    """In the master, once: metrics shared by the workers, and the embedded database.
+    """In the master, once: metrics shared by the workers, the embedded database, the model's file.
 
     The database started here belongs to the master, which outlives every worker: a worker that is killed
     or recycled never takes it down, and workers starting together find it already running.
@@ -60,6 +62,19 @@ def before_workers_start():
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "revimg.embedded_pg":
         embedded_pg.start_for_server(database["PGDATA"], database["USER"], database["NAME"])
+    _export_model_once()
+
+
+def _export_model_once():
+    """On a fresh data dir, make the model's ONNX file before the workers start, in a child process: else
+    every worker would import TensorFlow and export it at the same time, and the master, which forks
+    them, must not hold TensorFlow's threads."""
+    from catalog.embedding import Embedder
+
+    if Embedder().onnx_cache_path.is_file():
+        return
+    load = "import django; django.setup(); from catalog.embedding import get_embedder; get_embedder().load()"
+    subprocess.run([sys.executable, "-c", load], check=True, env=os.environ.copy())
 
 
 def warm_up_worker():

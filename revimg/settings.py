@@ -74,6 +74,14 @@ def env_networks(name, default=""):
     return networks
 
 
+def env_rate(name, default):
+    """A DRF throttle rate such as 30/minute; empty means no limit (None)."""
+    rate = env_str(name, default) or None
+    if rate and not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", rate):
+        raise ImproperlyConfigured(f"{name} must look like 30/minute, got {rate!r}")
+    return rate
+
+
 def installation_secret(path):
     """The random secret stored at path, made on first use; concurrent first starts agree on one."""
     try:
@@ -231,6 +239,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("REVIMG_LOGIN_COOLOFF_MINUTES", 15
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "axes/lockout.html"
 AXES_HTTP_RESPONSE_CODE = 429
+# Its start-up banner would print into every command's output.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -265,14 +275,6 @@ URL_ALLOWED_PRIVATE_HOSTS = env_list("REVIMG_URL_ALLOWED_PRIVATE_HOSTS")
 URL_FETCH_TIMEOUT = env_int("REVIMG_URL_FETCH_TIMEOUT", 10, minimum=1)
 
 
-def env_rate(name, default):
-    """A DRF throttle rate such as 30/minute; empty means no limit (None)."""
-    rate = env_str(name, default) or None
-    if rate and not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", rate):
-        raise ImproperlyConfigured(f"{name} must look like 30/minute, got {rate!r}")
-    return rate
-
-
 # Searches per client address for anonymous users; counted in the shared cache, so one limit for every
 # worker. "More like this" embeds nothing (the vector is stored), so it has its own, larger budget.
 ANON_SEARCH_RATE = env_rate("REVIMG_ANON_SEARCH_RATE", "30/minute")
@@ -281,7 +283,7 @@ ANON_SIMILAR_RATE = env_rate("REVIMG_ANON_SIMILAR_RATE", "120/minute")
 # cores out between its workers).
 EMBED_THREADS = env_int("REVIMG_EMBED_THREADS", 0, minimum=0)
 
-# The cache every process shares: the search limits and the admin lockout count in it. Redis when given;
+# The cache every process shares: the search limits count in it. Redis when given;
 # otherwise a table in the database, which every worker (and every machine) already reaches.
 CACHE_URL = env_str("REVIMG_CACHE_URL")
 if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):

@@ -32,16 +32,22 @@ DEADLINE = 120  # seconds: a bound for a broken start, not a measurement
 
 
 @pytest.fixture
-def data_dir():
+def bare_data_dir():
     # Not under pytest's tmp_path: PostgreSQL runs as another user (when the tests run as root) and must
     # traverse every parent folder, which pytest keeps private (mode 0700, reset by every pytest run).
     data = Path(tempfile.mkdtemp(dir=django_settings.DATA_DIR, prefix="lifetime-test-"))
-    models = django_settings.DATA_DIR / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    (data / "models").symlink_to(models)
     yield data
     embedded_pg.stop(str(data / "postgres"))  # whatever a failed test left running
     shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def data_dir(bare_data_dir):
+    """A data dir sharing the suite's image model files (no export of its own)."""
+    models = django_settings.DATA_DIR / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (bare_data_dir / "models").symlink_to(models)
+    return bare_data_dir
 
 
 def env_for(data_dir):
@@ -102,7 +108,9 @@ def test_processes_starting_together_start_the_database_once(data_dir, tmp_path)
     assert postmaster(data_dir) is None  # and stopped when the last of them left
 
 
-def test_the_database_outlives_killed_and_recycled_workers_and_stops_with_the_server(data_dir, tmp_path):
+def test_the_database_outlives_killed_and_recycled_workers_and_stops_with_the_server(bare_data_dir, tmp_path):
+    # A fresh machine: no database, no model files. The server makes both, the model once for all workers.
+    data_dir = bare_data_dir
     manage(data_dir, "migrate", "--no-input")
     assert postmaster(data_dir) is None  # migrate started it for itself, and stopped it
 
@@ -116,6 +124,7 @@ def test_the_database_outlives_killed_and_recycled_workers_and_stops_with_the_se
         answers = [requests.get(server.url + "/healthz", timeout=10).status_code for _ in range(6)]
         assert answers == [200] * 6
         assert postmaster(data_dir) == database  # the same server throughout
+        assert server.log.read_text().count("exporting the Keras model to ONNX") == 1
         master = psutil.Process(server.process.pid)
         server.process.terminate()
         server.process.wait(60)
