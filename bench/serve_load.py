@@ -39,6 +39,7 @@ import math
 import mimetypes
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -243,9 +244,8 @@ def post_search(port, query, timeout):
 
 
 def error_kind(exc):
-    return (
-        "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-    )  # socket.timeout is TimeoutError
+    # socket.timeout is TimeoutError since Python 3.10
+    return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 def send_load(port, queries, concurrency, seconds, timeout):
@@ -512,25 +512,39 @@ def bench_server(server, queries, args, postgres, workers=0):
     print("  memory after the run:")
     for line in memory_lines(server):
         print(line)
+    if any(kind.startswith("HTTP 5") for result in results for kind in result.errors):
+        print_logged_exceptions(server)
     return results
+
+
+def print_logged_exceptions(server, most=3):
+    """The exceptions a server logged most often: why it answered 5xx (its log is deleted at the end)."""
+    exception_line = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): .*")
+    lines = server.log_path.read_text(errors="replace").splitlines()
+    found = Counter(line[:200] for line in lines if exception_line.match(line))
+    print(f"  exceptions in {server.name}'s log, most frequent first:")
+    for line, count in found.most_common(most):
+        print(f"       {count} x {line}")
 
 
 def bench_gunicorn(queries, args, workdir, postgres):
     from revimg import serving
 
     workers = serving.web_workers()
-    threads = serving.embed_threads_per_worker(workers)
+    # gunicorn.conf.py lets REVIMG_EMBED_THREADS from the environment win over its share of the cores.
+    threads = os.environ.get("REVIMG_EMBED_THREADS") or serving.embed_threads_per_worker(workers)
     print(
         f"\n1. gunicorn revimg.wsgi (gunicorn.conf.py: {workers} sync workers, {threads} model thread(s) each)"
     )
     print(f"  load average before: {load_average()}")
+    load_before = os.getloadavg()[0]
     server = start_gunicorn(workdir)
     try:
         results = bench_server(server, queries, args, postgres, workers)
     finally:
         server.stop(signal.SIGTERM)  # gunicorn's graceful stop
     print(f"  load average after: {load_average()}")
-    return workers, results
+    return workers, results, (load_before, os.getloadavg()[0])
 
 
 def bench_runserver(queries, args, workdir, postgres):
@@ -705,7 +719,7 @@ def ratio(numerator, denominator):
     return numerator / denominator if denominator else NAN
 
 
-def print_summary(started_at, workers, gunicorn, ceiling, runserver):
+def print_summary(started_at, workers, gunicorn, gunicorn_load, ceiling, runserver):
     print("\nsummary")
     print(
         f"  in-process ceiling: {ceiling.throughput:.1f} searches/s on {ceiling.concurrency} processes,"
@@ -727,15 +741,15 @@ def print_summary(started_at, workers, gunicorn, ceiling, runserver):
         print(line)
     print("\n  as README rows:")
     print(
-        "  | date (load average) | workers | concurrency | searches/s | p50 / p95 / p99 ms | errors"
+        "  | date (1-min load average before-after gunicorn) | workers | concurrency | searches/s | p50 / p95 / p99 ms | errors"
         " | ceiling /s (ratio) | runserver /s, p50 ms |"
     )
-    load = os.getloadavg()[0]
+    load = "-".join(f"{value:.1f}" for value in gunicorn_load)
     for result in gunicorn:
         other = runserver_by_level.get(result.concurrency)
         runserver_cell = f"{other.throughput:.1f}, {other.latency(0.5):.1f}" if other else "-"
         print(
-            f"  | {started_at:%d %b %Y %H:%M} ({load:.1f}) | {workers} | {result.concurrency}"
+            f"  | {started_at:%d %b %Y %H:%M} ({load}) | {workers} | {result.concurrency}"
             f" | {result.throughput:.1f} | {result.latency(0.5):.1f} / {result.latency(0.95):.1f} /"
             f" {result.latency(0.99):.1f} | {result.error_count} | {ceiling.throughput:.1f}"
             f" ({ratio(result.throughput, ceiling.throughput):.2f}x) | {runserver_cell} |"
@@ -771,12 +785,12 @@ def main():
     print(f"load average at start: {load_average()}")
     with tempfile.TemporaryDirectory(prefix="serve_load.") as temp:
         workdir = Path(temp)
-        workers, gunicorn = bench_gunicorn(queries, args, workdir / "gunicorn", postgres)
+        workers, gunicorn, gunicorn_load = bench_gunicorn(queries, args, workdir / "gunicorn", postgres)
         ceiling = bench_ceiling(queries, args, postgres, workdir / "ceiling")
         runserver = (
             [] if args.skip_runserver else bench_runserver(queries, args, workdir / "runserver", postgres)
         )
-    print_summary(started_at, workers, gunicorn, ceiling, runserver)
+    print_summary(started_at, workers, gunicorn, gunicorn_load, ceiling, runserver)
 
 
 if __name__ == "__main__":
