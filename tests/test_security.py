@@ -236,7 +236,6 @@ def test_the_api_ignores_basic_auth_so_it_tells_no_password_apart(django_user_mo
 
 # In the browser: the pages run under their policies without a single violation.
 
-CHROMIUM = Path("/usr/bin/chromium")
 
 # Reports every CSP violation, with what was blocked, to the test (window.reportViolation).
 VIOLATION_LISTENER = """
@@ -262,24 +261,6 @@ IMAGE_SHOWN = """async selector => {
     await img.decode().catch(() => null);
     return img.naturalWidth > 0;
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make browser)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still sync.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def is_policy_message(text):
