@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1:8000
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run dev stop prepare test lint format deps browser bench
+.PHONY: run dev stop prepare test lint format deps browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

@@ -108,12 +108,24 @@ def reference_session(path):
     return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
+def configure_tensorflow_threads():
+    """Use every core for the ops themselves; the model is one chain, so parallel ops gain nothing."""
+    import tensorflow as tf
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cores)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        print("TensorFlow already initialised; thread settings unchanged", file=sys.stderr)
+
+
 def tensorflow_features(embedder, inputs):
     """FP32 TensorFlow features and images/s: the Keras model in a tf.function."""
     from catalog.embedding import _import_lite0
 
     lite0 = _import_lite0()
-    lite0.configure_threads()
+    configure_tensorflow_threads()
     run = lite0.inference_function(lite0.load_or_build(embedder.cache_path))
     run(inputs[:REFERENCE_BATCH])  # trace once
     rate, chunks = timed(

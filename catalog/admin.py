@@ -21,8 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from . import curation, tasks
-from .embedding import MODEL_NAME, MODEL_VERSION
-from .models import CatalogImage, Suspect, WikidataClass
+from .models import CatalogImage, Suspect, WikidataClass, stale_q
 
 THUMB_WIDTH = 96
 EXCLUDED = CatalogImage.Status.EXCLUDED
@@ -76,7 +75,7 @@ class HasEmbeddingFilter(YesNoFilter):
 class StaleEmbeddingFilter(YesNoFilter):
     title = "stale embedding"
     parameter_name = "stale"
-    condition = Q(embedding__isnull=False) & ~Q(embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION)
+    condition = stale_q()
 
 
 class SuspiciousFilter(admin.SimpleListFilter):
@@ -272,15 +271,13 @@ class CatalogImageAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        current = Q(embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION)
-        embedded = Q(embedding__isnull=False)
         return (
             super()
             .get_queryset(request)
             .defer("embedding")
             .annotate(
-                embedded=ExpressionWrapper(embedded, output_field=BooleanField()),
-                stale=ExpressionWrapper(embedded & ~current, output_field=BooleanField()),
+                embedded=ExpressionWrapper(HasEmbeddingFilter.condition, output_field=BooleanField()),
+                stale=ExpressionWrapper(stale_q(), output_field=BooleanField()),
                 suspect_score=open_suspect_score(),
             )
         )
@@ -548,7 +545,9 @@ class SuspectAdmin(admin.ModelAdmin):
     def resolve_view(self, request, pk):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not request.user.has_perm("catalog.change_catalogimage"):
+        decision = request.POST.get("resolve")
+        allowed = self.has_dismiss_permission if decision == "dismiss" else _may_change_images
+        if not allowed(request):
             raise PermissionDenied
         suspect = get_object_or_404(
             Suspect.objects.select_related("image", "other", "suggested_class").defer(
@@ -556,13 +555,13 @@ class SuspectAdmin(admin.ModelAdmin):
             ),
             pk=pk,
         )
-        self.message_user(request, resolve_suspect(suspect, request.POST.get("resolve"), request.user))
+        self.message_user(request, curation.resolve_suspect(suspect, decision, request.user))
         return HttpResponseRedirect(self._back(request))
 
     def recompute_view(self, request):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not request.user.has_perm("catalog.change_catalogimage"):
+        if not _may_change_images(request):
             raise PermissionDenied
         self.message_user(request, _task_message("Finding suspects", tasks.find_suspects.delay()))
         return HttpResponseRedirect(self._back(request))
@@ -573,32 +572,17 @@ class SuspectAdmin(admin.ModelAdmin):
             return referer
         return reverse("admin:catalog_suspect_changelist")
 
-    @admin.action(description="Dismiss: nothing wrong here")
+    def has_dismiss_permission(self, request):
+        # Dismissing (the action, or the resolve view's button) changes the suspect, which no one edits by hand
+        # (has_change_permission is False): it takes the suspect's change permission as Django grants it.
+        return request.user.has_perm("catalog.change_suspect")
+
+    @admin.action(description="Dismiss: nothing wrong here", permissions=["dismiss"])
     def dismiss(self, request, queryset):
         count = queryset.filter(dismissed_at__isnull=True).update(dismissed_at=timezone.now())
         self.message_user(request, f"Dismissed {count} suspect(s).")
 
 
-def resolve_suspect(suspect, decision, user):
-    """Carry out a curator's one-click decision on a suspect; returns the message to show."""
-    if decision == "dismiss":
-        Suspect.objects.filter(pk=suspect.pk).update(dismissed_at=timezone.now())
-        curation.record(user, [suspect.image], f"Suspicion dismissed: {suspect.get_kind_display().lower()}")
-        return f"Dismissed: {suspect}."
-    if decision == "move" and suspect.suggested_class_id:
-        curation.move([suspect.image_id], suspect.suggested_class, user)
-        Suspect.objects.filter(pk=suspect.pk).delete()  # settled; the next run judges it in its new class
-        return f"Moved #{suspect.image_id} to {suspect.suggested_class.label}."
-    if decision not in ("exclude-image", "exclude-other") or (
-        decision == "exclude-other" and not suspect.other_id
-    ):
-        return "Nothing done: unknown choice."
-    target, kept = (
-        (suspect.image, suspect.other) if decision == "exclude-image" else (suspect.other, suspect.image)
-    )
-    if suspect.kind == Suspect.Kind.DUPLICATE:
-        reason = f"duplicate of #{kept.pk} ({suspect.reason})"
-    else:
-        reason = f"outlier in its class ({suspect.reason})"
-    curation.exclude([target.pk], reason, user)
-    return f"Excluded #{target.pk}: {reason}."
+def _may_change_images(request):
+    """Excluding, moving and recomputing change catalog images."""
+    return request.user.has_perm("catalog.change_catalogimage")

@@ -12,6 +12,7 @@ import numpy as np
 from django.db.models import F, OuterRef
 
 from .models import CatalogImage, ClassStatistics, VectorBytes, WikidataClass
+from .progress import no_progress
 from .vectorstats import ClassStats, class_stats
 
 
@@ -83,7 +84,7 @@ def _store(class_id, stats, fingerprint):
     )
 
 
-def refresh(class_ids=None, progress=None):
+def refresh(class_ids=None, progress=no_progress):
     """Bring the statistics of these classes (default: all) up to date. Returns how many were recomputed.
 
     Classes whose stored row still holds, or that have no searchable images, cost nothing more than one
@@ -99,6 +100,6 @@ def refresh(class_ids=None, progress=None):
         .values_list("pk", "statistics__fingerprint", "current")
     )
     stale = [(pk, now) for pk, stored, now in rows if stored != now]
-    for class_id, fingerprint in progress(stale) if progress else stale:
+    for class_id, fingerprint in progress(stale):
         refresh_class(class_id, fingerprint)
     return sum(fingerprint is not None for _, fingerprint in stale)

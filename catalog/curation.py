@@ -11,7 +11,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 from django.utils import timezone
 
-from .models import CatalogImage, WikidataClass
+from .models import CatalogImage, Suspect, WikidataClass
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +89,28 @@ def move(ids, wikidata_class, user=None):
             record(user, [image], f"Moved from {image.wikidata_class.label} to {wikidata_class.label}")
         WikidataClass.objects.filter(main_image__in=moving).update(main_image=None)
     return len(moving)
+
+
+def resolve_suspect(suspect, decision, user):
+    """Carry out a curator's one-click decision on a suspect; returns the message to show."""
+    if decision == "dismiss":
+        Suspect.objects.filter(pk=suspect.pk).update(dismissed_at=timezone.now())
+        record(user, [suspect.image], f"Suspicion dismissed: {suspect.get_kind_display().lower()}")
+        return f"Dismissed: {suspect}."
+    if decision == "move" and suspect.suggested_class_id:
+        move([suspect.image_id], suspect.suggested_class, user)
+        Suspect.objects.filter(pk=suspect.pk).delete()  # settled; the next run judges it in its new class
+        return f"Moved #{suspect.image_id} to {suspect.suggested_class.label}."
+    if decision not in ("exclude-image", "exclude-other") or (
+        decision == "exclude-other" and not suspect.other_id
+    ):
+        return "Nothing done: unknown choice."
+    target, kept = (
+        (suspect.image, suspect.other) if decision == "exclude-image" else (suspect.other, suspect.image)
+    )
+    if suspect.kind == Suspect.Kind.DUPLICATE:
+        reason = f"duplicate of #{kept.pk} ({suspect.reason})"
+    else:
+        reason = f"outlier in its class ({suspect.reason})"
+    exclude([target.pk], reason, user)
+    return f"Excluded #{target.pk}: {reason}."

@@ -1,6 +1,7 @@
 """Decoding untrusted image bytes into RGB, and the model's preprocessing.
 
-Every failure is an ImageError carrying a stable code, a message for people and an HTTP status hint.
+Every failure is an ImageError (a catalog.errors.Refusal): a stable code, a message for people and an HTTP
+status.
 """
 
 import contextlib
@@ -11,6 +12,11 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import Refusal
+
+# Decompression-bomb guard: images above this many pixels are refused before decoding. The one definition:
+# revimg/settings.py reads REVIMG_MAX_IMAGE_PIXELS with this default, and under Django open_image reads that
+# setting; without Django (bench/eval_verdict.py decodes photos without settings) this value applies.
 DEFAULT_MAX_PIXELS = 50_000_000
 
 # Formats a browser or camera produces. Pillow can open many more, but each extra parser is attack surface,
@@ -35,21 +41,18 @@ CROP_PADDING = 32
 STATUS_BY_CODE = {"unsupported_type": 415, "too_large": 413}
 
 
-class ImageError(ValueError):
-    """Bytes that cannot become an image: `code` for programs, `message` for people, `status` for HTTP."""
+class ImageError(Refusal):
+    """Bytes that cannot become an image; the status follows from the code (413, 415, else 400)."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = STATUS_BY_CODE.get(code, 400)
+        super().__init__(code, message, STATUS_BY_CODE.get(code, 400))
 
 
 def _default_max_pixels() -> int:
     from django.conf import settings
 
     if settings.configured or os.environ.get("DJANGO_SETTINGS_MODULE"):
-        return getattr(settings, "MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS)
+        return settings.REVIMG_MAX_IMAGE_PIXELS
     return DEFAULT_MAX_PIXELS
 
 

@@ -97,20 +97,46 @@ def half_distance(vector):
     return CosineDistance(half_embedding(), Cast(query, HalfVectorField(dimensions=EMBEDDING_DIM)))
 
 
+def _related(prefix, **lookups):
+    return Q(**{prefix + name: value for name, value in lookups.items()})
+
+
+def searchable_q(prefix=""):
+    """The one rule of what search may return: an image not excluded by a curator, and embedded.
+
+    A Q on CatalogImage, or across a relation to it with prefix (e.g. "images__" from WikidataClass, for a
+    Count's filter). CatalogImageQuerySet.searchable() filters on it; searchable_sql() compiles it for raw SQL.
+    """
+    return _related(prefix, embedding__isnull=False) & ~_related(prefix, status=CatalogImage.Status.EXCLUDED)
+
+
+def searchable_sql(alias, using="default"):
+    """searchable_q() as a raw SQL condition on the catalog_catalogimage row named alias: (sql, params).
+
+    Compiled from the very Q, for the queries the ORM cannot write (catalog.suspects' lateral join).
+    """
+    query = CatalogImage.objects.filter(searchable_q()).query
+    where = query.where.relabeled_clone({CatalogImage._meta.db_table: alias})
+    return where.as_sql(query.get_compiler(using), connections[using])
+
+
+def stale_q(prefix=""):
+    """The one rule of a stale embedding: a vector made by another model (or version) than the current one."""
+    current = _related(prefix, embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION)
+    return _related(prefix, embedding__isnull=False) & ~current
+
+
 class CatalogImageQuerySet(models.QuerySet):
     def searchable(self):
-        """Images search may return: not excluded by a curator, and embedded."""
-        return self.exclude(status=CatalogImage.Status.EXCLUDED).filter(embedding__isnull=False)
+        """Images search may return (searchable_q())."""
+        return self.filter(searchable_q())
 
     def needing_embedding(self):
-        """Images with no vector, or one made by another model than the current one."""
-        current = Q(embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION)
-        return self.filter(Q(embedding__isnull=True) | ~current)
+        """Images with no vector, or a stale one (stale_q())."""
+        return self.filter(Q(embedding__isnull=True) | stale_q())
 
     def stale(self):
-        return self.filter(embedding__isnull=False).exclude(
-            embedding_model=MODEL_NAME, embedding_version=MODEL_VERSION
-        )
+        return self.filter(stale_q())
 
     def fingerprint(self):
         """A text that changes after any add, removal, move, curation or re-embedding of these images, so it
@@ -169,7 +195,7 @@ MAX_EF_SEARCH = 1000
 def hnsw_scan(k, using="default"):
     """A transaction in which the nearest-neighbour query uses the HNSW index and gets its k rows.
 
-    - ef_search: settings.HNSW_EF_SEARCH, read per query (big catalogs need more), and at least k: the
+    - ef_search: settings.REVIMG_HNSW_EF_SEARCH, read per query (big catalogs need more), and at least k: the
       index returns at most ef_search rows.
     - iterative_scan: without it the index yields ef_search candidates and the WHERE clause then drops the
       excluded ones, so a query could return fewer than k rows. relaxed_order keeps scanning until k rows
@@ -187,7 +213,7 @@ def hnsw_scan(k, using="default"):
             "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true),"
             " set_config('enable_sort', 'off', true)",
             [
-                str(min(MAX_EF_SEARCH, max(int(k), settings.HNSW_EF_SEARCH))),
+                str(min(MAX_EF_SEARCH, max(int(k), settings.REVIMG_HNSW_EF_SEARCH))),
                 "relaxed_order",
             ],
         )
@@ -254,7 +280,7 @@ class CatalogImage(models.Model):
     objects = CatalogImageQuerySet.as_manager()
 
     class Meta:
-        ordering = ["wikidata_class__label", "id"]
+        # No default ordering: it would join the class and sort on every lookup. Lists order explicitly.
         indexes = [
             # Used by CatalogImageQuerySet.nearest(): approximate cosine nearest neighbours.
             # m=24, ef_construction=100: at 1M grown dev-set vectors, recall@10 0.952 at p50 5 ms with
@@ -269,6 +295,9 @@ class CatalogImage(models.Model):
             ),
             # Used by the curation admin's status filter and by searchable().
             models.Index(fields=["status"], name="image_status"),
+            # The crawl's "is this Commons file stored already?" (ingest.crawl._fetch_claimed): its first()
+            # (lowest id) is read from this index alone, with no sort.
+            models.Index(fields=["commons_file", "id"], name="image_commons_file"),
         ]
 
     def __str__(self):
@@ -276,6 +305,7 @@ class CatalogImage(models.Model):
 
     @property
     def is_stale(self):
+        """stale_q() for this loaded row, without a query."""
         return self.embedding is not None and (
             self.embedding_model != MODEL_NAME or self.embedding_version != MODEL_VERSION
         )

@@ -2,9 +2,6 @@
 
 import imagehash
 
-# Two unrelated pictures differ in about half of the 64 bits.
-BITS = 64
-
 
 def phash_hex(image):
     """The DCT perceptual hash (imagehash.phash) of a decoded PIL image, as 16 hex digits."""

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 
-from . import http, store
+from . import store
+from .errors import Refusal
+from .http import untrusted
 from .imagefile import ImageError, open_image
 from .models import CatalogImage
 from .phash import phash_hex
@@ -69,12 +71,11 @@ def refetch(ids):
             summary.fail(image.pk, "no source URL to fetch from")
             continue
         try:
-            data = http.fetch_untrusted_image(image.source_url, settings.REVIMG_MAX_DOWNLOAD_MB * 1024 * 1024)
+            data = untrusted.fetch_untrusted_image(
+                image.source_url, settings.REVIMG_MAX_DOWNLOAD_MB * 1024 * 1024
+            )
             candidate = store.prepare(data.content)
-        except http.UntrustedFetchError as exc:
-            summary.fail(image.pk, exc.message)
-            continue
-        except ImageError as exc:
+        except Refusal as exc:  # the address refused or unreachable, or not a picture
             summary.fail(image.pk, exc.message)
             continue
         if candidate.sha256 == image.sha256:

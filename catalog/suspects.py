@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from .embedding import EMBEDDING_DIM
 from .imagefile import ImageError, open_image
-from .models import CatalogImage, Suspect, WikidataClass, hnsw_scan
+from .models import CatalogImage, Suspect, VectorBytes, WikidataClass, hnsw_scan, searchable_q, searchable_sql
 from .phash import hamming, phash_hex
+from .progress import no_progress
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,14 @@ MAX_HASH_GROUP = 20
 # -- perceptual hashes ---------------------------------------------------------------------------------
 
 
-def backfill_phashes(queryset=None, progress=None):
+def backfill_phashes(queryset=None, progress=no_progress):
     """Compute the perceptual hash of images stored before it existed; returns (done, failed)."""
-    queryset = (queryset or CatalogImage.objects.all()).filter(phash="").only("id", "file")
+    if queryset is None:  # an empty queryset means no images, not all of them
+        queryset = CatalogImage.objects.all()
+    queryset = queryset.filter(phash="").only("id", "file")
     done = failed = 0
     rows = queryset.iterator(chunk_size=200)
-    for image in progress(rows) if progress else rows:
+    for image in progress(rows):
         try:
             with image.file.open("rb") as f:
                 value = phash_hex(open_image(f.read()))
@@ -71,22 +74,30 @@ def backfill_phashes(queryset=None, progress=None):
 
 # -- nearest neighbours ----------------------------------------------------------------------------------
 
-# For every searchable image, its k nearest searchable neighbours by cosine distance. The inner ORDER BY
-# ... LIMIT is what the HNSW index (image_embedding_hnsw) answers, one index scan per image. The index is
-# on the halfvec cast of embedding (models.half_embedding), so the ORDER BY must be that very expression;
-# the distance returned is the full-precision one, computed for the k rows only.
-NEIGHBOURS_SQL = f"""
+
+def neighbours_sql(k, after, upto):
+    """For every searchable image with after < id <= upto, its k nearest searchable neighbours by cosine
+    distance: (sql, params). "Searchable" is models.searchable_sql(), the same rule as search's.
+
+    The inner ORDER BY ... LIMIT is what the HNSW index (image_embedding_hnsw) answers, one index scan per
+    image. The index is on the halfvec cast of embedding (models.half_embedding), so the ORDER BY must be
+    that very expression; the distance returned is the full-precision one, computed for the k rows only.
+    """
+    image_searchable, image_params = searchable_sql("a")
+    other_searchable, other_params = searchable_sql("b")
+    sql = f"""
 SELECT a.id, a.wikidata_class_id, n.id, n.wikidata_class_id, n.distance
 FROM catalog_catalogimage a
 CROSS JOIN LATERAL (
     SELECT b.id, b.wikidata_class_id, b.embedding <=> a.embedding AS distance
     FROM catalog_catalogimage b
-    WHERE b.id <> a.id AND b.status <> %(excluded)s AND b.embedding IS NOT NULL
+    WHERE b.id <> a.id AND {other_searchable}
     ORDER BY b.embedding::halfvec({EMBEDDING_DIM}) <=> a.embedding::halfvec({EMBEDDING_DIM})
-    LIMIT %(k)s
+    LIMIT %s
 ) n
-WHERE a.status <> %(excluded)s AND a.embedding IS NOT NULL AND a.id > %(after)s AND a.id <= %(upto)s
+WHERE {image_searchable} AND a.id > %s AND a.id <= %s
 """
+    return sql, [*other_params, k, *image_params, after, upto]
 
 
 @dataclass(frozen=True)
@@ -101,12 +112,12 @@ class Neighbour:
 def neighbours(k=NEIGHBOURS, chunk=500):
     """Yield Neighbour rows for every searchable image, in chunks of ids so memory stays flat."""
     ids = list(CatalogImage.objects.searchable().order_by("id").values_list("id", flat=True))
-    params = {"excluded": CatalogImage.Status.EXCLUDED, "k": k}
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
+        sql, params = neighbours_sql(k, part[0] - 1, part[-1])
         # The search's own index settings: each inner ORDER BY ... LIMIT k is an HNSW scan that gets k rows.
         with hnsw_scan(k), connection.cursor() as cursor:
-            cursor.execute(NEIGHBOURS_SQL, {**params, "after": part[0] - 1, "upto": part[-1]})
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         # Nearest first within each image: the relaxed-order index scan may hand rows back slightly unsorted.
         rows.sort(key=lambda row: (row[0], row[4]))
@@ -146,12 +157,13 @@ def centroid_zscores(class_id):
         CatalogImage.objects.searchable()
         .filter(wikidata_class_id=class_id)
         .order_by()
-        .values_list("id", "embedding")
+        .values_list("id", VectorBytes("embedding"))
     )
     if len(rows) < MIN_CLASS_SIZE:
         return {}
     ids = [row[0] for row in rows]
-    vectors = np.asarray([row[1] for row in rows], dtype=np.float32)
+    # pgvector's binary form: parsing the text form into Python floats costs about 1 ms a vector.
+    vectors = np.stack([VectorBytes.to_array(row[1]) for row in rows])
     centroid = vectors.mean(axis=0)
     centroid /= np.linalg.norm(centroid) or 1.0
     distance = 1.0 - vectors @ centroid
@@ -161,31 +173,33 @@ def centroid_zscores(class_id):
     return dict(zip(ids, ((distance - median) / spread).tolist(), strict=True))
 
 
-def outlier_scores(neighbour_rows):
-    """OutlierScore per searchable image, from centroid z-scores and the kNN label vote."""
-    scores = {}
-    kept = [s for s in CatalogImage.Status.values if s != CatalogImage.Status.EXCLUDED]
-    searchable = Q(images__embedding__isnull=False, images__status__in=kept)
-    class_sizes = dict(
-        WikidataClass.objects.annotate(n=Count("images", filter=searchable))
-        .filter(n__gte=MIN_CLASS_SIZE)
-        .values_list("id", "n")
-    )
-    for class_id in class_sizes:
-        for image_id, z in centroid_zscores(class_id).items():
-            scores[image_id] = OutlierScore(image_id, z=z, foreign_classes=Counter())
-    for row in neighbour_rows:  # nearest first for each image
-        entry = scores.get(row.image_id)
+class OutlierScores:
+    """OutlierScore per searchable image, from centroid z-scores and the kNN label vote: the z-scores at
+    once, the vote one neighbour row at a time (add), so the rows never need to be held."""
+
+    def __init__(self):
+        self.scores = {}
+        self.class_sizes = dict(
+            WikidataClass.objects.annotate(n=Count("images", filter=searchable_q("images__")))
+            .filter(n__gte=MIN_CLASS_SIZE)
+            .values_list("id", "n")
+        )
+        for class_id in self.class_sizes:
+            for image_id, z in centroid_zscores(class_id).items():
+                self.scores[image_id] = OutlierScore(image_id, z=z, foreign_classes=Counter())
+
+    def add(self, row):
+        """Count one Neighbour row; an image's rows come nearest first."""
+        entry = self.scores.get(row.image_id)
         if entry is None:
-            continue  # its class is too small to judge
+            return  # its class is too small to judge
         # A class of n images can fill only n - 1 places: later neighbours are foreign by necessity.
-        if entry.voted >= class_sizes[row.class_id] - 1:
-            continue
+        if entry.voted >= self.class_sizes[row.class_id] - 1:
+            return
         entry.voted += 1
         if row.other_class_id != row.class_id:
             entry.foreign += 1
             entry.foreign_classes[row.other_class_id] += 1
-    return scores
 
 
 def outlier_reason(entry, labels):
@@ -230,25 +244,46 @@ class DuplicatePair:
         return "; ".join(parts)
 
 
-def duplicate_pairs(neighbour_rows):
-    """Duplicate pairs among the kNN rows and the groups of equal perceptual hashes, either signal enough."""
-    pairs = {}
-    for row in neighbour_rows:
+def _is_duplicate(pair):
+    return (pair.distance is not None and pair.distance <= DUPLICATE_MAX_DISTANCE) or (
+        pair.bits is not None and pair.bits <= DUPLICATE_MAX_BITS
+    )
+
+
+class DuplicatePairs:
+    """Duplicate pairs among the kNN rows (add, one at a time: a pair is judged as it comes and only
+    duplicates are kept) and the groups of equal perceptual hashes (pairs), either signal enough."""
+
+    def __init__(self):
+        self.hashes = dict(CatalogImage.objects.searchable().exclude(phash="").values_list("id", "phash"))
+        self.found = {}
+
+    def _bits(self, key):
+        if key[0] in self.hashes and key[1] in self.hashes:
+            return hamming(self.hashes[key[0]], self.hashes[key[1]])
+        return None
+
+    def add(self, row):
+        """Judge one Neighbour row's pair: its distance, and its hashes' bits."""
         key = (min(row.image_id, row.other_id), max(row.image_id, row.other_id))
-        pairs.setdefault(key, DuplicatePair(*key)).distance = float(row.distance)
-    for ids in _equal_phash_groups():
-        if len(ids) > MAX_HASH_GROUP:
-            continue
-        for i, a in enumerate(ids):
-            for b in ids[i + 1 :]:
-                pairs.setdefault((a, b), DuplicatePair(a, b))
-    _fill_in(pairs)
-    return [
-        p
-        for p in pairs.values()
-        if (p.distance is not None and p.distance <= DUPLICATE_MAX_DISTANCE)
-        or (p.bits is not None and p.bits <= DUPLICATE_MAX_BITS)
-    ]
+        pair = DuplicatePair(*key, distance=float(row.distance), bits=self._bits(key))
+        if _is_duplicate(pair):
+            self.found[key] = pair
+
+    def pairs(self):
+        """Every duplicate pair: the kNN ones, and equal hashes completed with their vectors' distance."""
+        hashed = {}
+        for ids in _equal_phash_groups():
+            if len(ids) > MAX_HASH_GROUP:
+                continue
+            for i, a in enumerate(ids):
+                for b in ids[i + 1 :]:
+                    if (a, b) not in self.found:
+                        hashed[(a, b)] = DuplicatePair(a, b, bits=self._bits((a, b)))
+        for key, distance in _pair_distances(list(hashed)).items():
+            hashed[key].distance = distance
+        self.found.update((key, pair) for key, pair in hashed.items() if _is_duplicate(pair))
+        return list(self.found.values())
 
 
 def _equal_phash_groups():
@@ -260,18 +295,6 @@ def _equal_phash_groups():
     for image_id, value in searchable.filter(phash__in=repeated).order_by("id").values_list("id", "phash"):
         groups[value].append(image_id)
     return groups.values()
-
-
-def _fill_in(pairs):
-    """Complete each pair with what the other signal says (hash bits, or vector distance)."""
-    hashes = dict(CatalogImage.objects.searchable().exclude(phash="").values_list("id", "phash"))
-    missing = [key for key, p in pairs.items() if p.distance is None]
-    distances = _pair_distances(missing)
-    for key, pair in pairs.items():
-        if key[0] in hashes and key[1] in hashes:
-            pair.bits = hamming(hashes[key[0]], hashes[key[1]])
-        if pair.distance is None:
-            pair.distance = distances.get(key)
 
 
 def _pair_distances(keys):
@@ -301,7 +324,11 @@ def find_suspects(k=NEIGHBOURS):
     """Recompute every suspect and store them; dismissed ones stay dismissed. Returns a SuspectSummary."""
     summary = SuspectSummary()
     summary.phashes, _ = backfill_phashes()
-    rows = list(neighbours(k))
+    scores, duplicate_finder = OutlierScores(), DuplicatePairs()
+    # One pass over the neighbour rows, never held: about k rows for each of a million pictures.
+    for row in neighbours(k):
+        scores.add(row)
+        duplicate_finder.add(row)
     labels = dict(WikidataClass.objects.values_list("id", "label"))
     outliers = [
         Suspect(
@@ -311,7 +338,7 @@ def find_suspects(k=NEIGHBOURS):
             reason=outlier_reason(e, labels),
             suggested_class_id=e.suggested_class,
         )
-        for e in outlier_scores(rows).values()
+        for e in scores.scores.values()
         if e.score >= OUTLIER_MIN_SCORE
     ]
     duplicates = [
@@ -322,7 +349,7 @@ def find_suspects(k=NEIGHBOURS):
             score=p.score,
             reason=p.reason,
         )
-        for p in duplicate_pairs(rows)
+        for p in duplicate_finder.pairs()
     ]
     with transaction.atomic():
         Suspect.objects.filter(dismissed_at__isnull=True).delete()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.html import strip_tags
 
-from catalog import http
+from catalog.http import crawler as http
 
 PICTURE_MEDIA_TYPES = {"BITMAP", "DRAWING", ""}
 
@@ -24,7 +24,6 @@ class NotUsable(Exception):
 class FileInfo:
     title: str  # without "File:"
     download_url: str
-    description_url: str
     license: str = ""
     license_url: str = ""
     artist: str = ""
@@ -65,7 +64,6 @@ def parse_imageinfo(name, info, width):
     return FileInfo(
         title=name,
         download_url=thumbnail_url(name, info, width),
-        description_url=info.get("descriptionurl", ""),
         license=plain(meta.get("LicenseShortName"))[:100],
         license_url=plain(meta.get("LicenseUrl"))[:500],
         artist=plain(meta.get("Artist")),

@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from catalog import http, refresh, store
+from catalog import refresh, store
+from catalog.http import crawler as http
 from catalog.imagefile import ImageError
 from catalog.models import CatalogImage, WikidataClass
+from catalog.progress import no_progress
 
 from . import commons, dump, wikidata, wikipedia
 from .models import ClassCrawl, ImageSource
@@ -55,12 +57,12 @@ def known_top_classes(limit):
     return classes if len(classes) >= limit else None
 
 
-def crawl_classes(limit, dump_path=None, recorder=None, progress=None, refresh=False):
+def crawl_classes(limit, dump_path=None, recorder=None, progress=no_progress, ask_again=False):
     """The top `limit` classes, from a dump file or the SPARQL service; returns their ids, best first.
 
-    Without a dump, classes already in the catalog are reused unless refresh is asked for.
+    Without a dump, classes already in the catalog are reused unless ask_again is set.
     """
-    if dump_path is None and not refresh:
+    if dump_path is None and not ask_again:
         known = known_top_classes(limit)
         if known is not None:
             if recorder:
@@ -70,7 +72,7 @@ def crawl_classes(limit, dump_path=None, recorder=None, progress=None, refresh=F
         infos = dump.top_classes_from_dump(dump_path, limit, progress=progress)
     else:
         infos = wikidata.top_classes(limit)
-        infos = progress(infos) if progress else infos
+        infos = progress(infos)
     ids = []
     for info in infos:
         existed = WikidataClass.objects.filter(qid=info.qid).exists()
@@ -83,15 +85,16 @@ def crawl_classes(limit, dump_path=None, recorder=None, progress=None, refresh=F
 # --- Planning which images a class gets ------------------------------------------------------------------
 
 
-def plan_images(class_id, per_class=1, refresh=False):
+def plan_images(class_id, per_class=1, ask_again=False):
     """Decide which Commons files stand for a class: its own image (P18, else its article's first real
     picture), then P18 images of its best-known instances, up to per_class in all. Returns the number of
-    planned images; a class planned before (with as large a gallery) is not asked for again."""
+    planned images; a class planned before (with as large a gallery) is not asked for again, unless
+    ask_again."""
     wikidata_class = WikidataClass.objects.filter(id=class_id, qid__isnull=False).first()
     if wikidata_class is None:
         return 0
     state, _ = ClassCrawl.objects.get_or_create(wikidata_class=wikidata_class)
-    if state.planned_at and state.per_class >= per_class and not refresh:
+    if state.planned_at and state.per_class >= per_class and not ask_again:
         return wikidata_class.image_sources.count()
     entity = wikidata.get_entities([wikidata_class.qid]).get(wikidata_class.qid)
     if entity is None:
@@ -285,7 +288,7 @@ def retry_failed(class_ids=None):
 # --- Embeddings ------------------------------------------------------------------------------------------
 
 
-def embed_images(image_ids=None, batch_size=16, recorder=None, progress=None):
+def embed_images(image_ids=None, batch_size=16, recorder=None, progress=no_progress):
     """Embed images that have no vector from the current model (all such images, or those ids)."""
     images = CatalogImage.objects.needing_embedding()
     if image_ids is not None:
@@ -294,7 +297,7 @@ def embed_images(image_ids=None, batch_size=16, recorder=None, progress=None):
     if recorder:
         recorder.set_total(len(ids))
     steps = range(0, len(ids), batch_size)
-    for start in progress(steps) if progress else steps:
+    for start in progress(steps):
         # catalog.refresh embeds from the stored files, the same way the curation admin re-embeds.
         summary = refresh.reembed(ids[start : start + batch_size], batch_size=batch_size)
         if recorder:

@@ -12,6 +12,8 @@ import gzip
 import json
 from pathlib import Path
 
+from catalog.progress import no_progress
+
 from .wikidata import ClassInfo, best_values, class_from_entity
 
 DEFAULT_CAPACITY = 200_000
@@ -83,9 +85,9 @@ class ClassCounter:
         return result
 
 
-def top_classes_from_dump(path, limit, capacity=DEFAULT_CAPACITY, progress=None):
+def top_classes_from_dump(path, limit, capacity=DEFAULT_CAPACITY, progress=no_progress):
     counter = ClassCounter(capacity)
     stream = entities(path)
-    for entity in progress(stream) if progress else stream:
+    for entity in progress(stream):
         counter.add(entity)
     return counter.top(limit)

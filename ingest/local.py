@@ -10,6 +10,7 @@ from catalog import classstats, store
 from catalog.embedding import INPUT_SIZE, get_embedder
 from catalog.imagefile import ImageError, preprocess
 from catalog.models import CatalogImage, WikidataClass
+from catalog.progress import no_progress
 
 BATCH_SIZE = 32
 # Two decoding threads: decoding costs a fraction of the model's time, so two keep the model fed while
@@ -43,7 +44,7 @@ def image_files(root):
             yield folder, path
 
 
-def import_folder(root, progress=None):
+def import_folder(root, progress=no_progress):
     """Store and embed every image under root; re-running imports nothing twice. Returns an ImportSummary.
 
     Three stages overlap: threads decode and preprocess the next batch (Pillow releases the GIL), one
@@ -56,7 +57,7 @@ def import_folder(root, progress=None):
     embedder = get_embedder()
     with ThreadPoolExecutor(DECODE_THREADS) as decoders, ThreadPoolExecutor(1) as model:
         pending = None
-        for chunk in _chunks(progress(files) if progress else files, BATCH_SIZE):
+        for chunk in _chunks(progress(files), BATCH_SIZE):
             fresh = _unseen(_read_all(chunk, classes, summary), summary)
             batch = [item for item in decoders.map(_prepare, fresh) if _kept(item, summary)]
             vectors = model.submit(embedder.embed_batch, _inputs(batch))

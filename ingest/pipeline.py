@@ -4,14 +4,15 @@ Each function records an IngestRun and keeps going past one item's failure; tran
 item to the next run.
 """
 
-from catalog import http
+from catalog.http import crawler as http
 from catalog.models import WikidataClass
+from catalog.progress import no_progress
 
 from . import crawl
 from .runs import recorded_run
 
 
-def run_classes(limit, dump_path=None, refresh=False, progress=None):
+def run_classes(limit, dump_path=None, refresh=False, progress=no_progress):
     """Fetch the top classes; returns (class ids best first, RunRecorder)."""
     with recorded_run("classes", limit=limit, dump=str(dump_path or ""), refresh=refresh) as recorder:
         ids = crawl.crawl_classes(limit, dump_path, recorder, progress, refresh)
@@ -25,19 +26,19 @@ def catalog_class_ids(limit=None):
     return ids[:limit] if limit else ids
 
 
-def run_images(class_ids, per_class=1, retry_failed=False, progress=None):
+def run_images(class_ids, per_class=1, retry_failed=False, progress=no_progress):
     """Plan the images of the classes, then fetch every pending one; returns the RunRecorder."""
     with recorded_run("images", classes=len(class_ids), per_class=per_class) as recorder:
         if retry_failed:
             crawl.retry_failed(class_ids)
-        for class_id in progress(class_ids, "plan") if progress else class_ids:
+        for class_id in progress(class_ids, "plan"):
             try:
                 crawl.plan_images(class_id, per_class)
             except http.HTTPError as exc:  # the class stays unplanned: the next run asks again
                 recorder.failed(f"class {class_id}", exc)
         source_ids = list(crawl.pending_sources(class_ids).values_list("id", flat=True))
         recorder.set_total(len(source_ids))
-        for source_id in progress(source_ids, "fetch") if progress else source_ids:
+        for source_id in progress(source_ids, "fetch"):
             _fetch_one(source_id, recorder)
     return recorder
 
@@ -56,13 +57,13 @@ def _fetch_one(source_id, recorder):
         recorder.failed(f"image source {source_id}", detail)
 
 
-def run_embeddings(batch_size=16, progress=None):
+def run_embeddings(batch_size=16, progress=no_progress):
     with recorded_run("embeddings", batch_size=batch_size) as recorder:
         crawl.embed_images(batch_size=batch_size, recorder=recorder, progress=progress)
     return recorder
 
 
-def run_crawl(classes, per_class=1, dump_path=None, refresh=False, embed=True, progress=None):
+def run_crawl(classes, per_class=1, dump_path=None, refresh=False, embed=True, progress=no_progress):
     """The whole crawl: classes, images, embeddings; returns the three recorders (embeddings may be None)."""
     ids, class_run = run_classes(classes, dump_path, refresh, progress)
     image_run = run_images(ids, per_class, progress=progress)

@@ -5,8 +5,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from catalog import http
+from catalog.http import crawler as http
 from catalog.models import CatalogImage
+from catalog.progress import no_progress
 
 from . import local, pipeline
 
@@ -19,7 +20,7 @@ def default_starter_dir():
     return settings.BASE_DIR.parent / "shared" / "datasets" / "caltech101-dev"
 
 
-def build(say, progress=None):
+def build(say, progress=no_progress):
     """Fill an empty catalog; say(line) tells what happens. Never raises for lack of network."""
     count = CatalogImage.objects.count()
     if count:
@@ -44,7 +45,7 @@ def build(say, progress=None):
     import_local(say, progress)
 
 
-def import_local(say, progress=None):
+def import_local(say, progress=no_progress):
     folder = default_starter_dir()
     if not folder.is_dir():
         say(

@@ -8,7 +8,7 @@ Without CELERY_BROKER_URL they run eagerly, in the caller's process.
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
-from catalog import http
+from catalog.http import crawler as http
 
 from . import crawl
 

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from django.conf import settings
 
-from catalog import http
+from catalog.http import crawler as http
 
 ENTITY_PREFIX = "http://www.wikidata.org/entity/"
 FILEPATH_MARKER = "/Special:FilePath/"

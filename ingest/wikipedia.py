@@ -9,7 +9,7 @@ import re
 import mwparserfromhell
 from django.conf import settings
 
-from catalog import http
+from catalog.http import crawler as http
 
 FILE_PREFIXES = ("file:", "image:")
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".gif")

@@ -10,7 +10,7 @@ from django.conf import settings
 def client_ip(request):
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    if settings.TRUSTED_PROXIES and hops:
+    if settings.REVIMG_TRUSTED_PROXIES and hops:
         # Each trusted proxy appends the address it saw; the client is that many hops from the right.
-        return hops[-min(settings.TRUSTED_PROXIES, len(hops))]
+        return hops[-min(settings.REVIMG_TRUSTED_PROXIES, len(hops))]
     return request.META.get("REMOTE_ADDR", "")

@@ -43,8 +43,8 @@ def media(request, path):
     media_file = find_media_file(path)
     if not_modified(request, media_file):
         return with_validators(HttpResponseNotModified(), media_file)
-    if settings.MEDIA_ACCEL_REDIRECT:
-        return accel_redirect(media_file, settings.MEDIA_ACCEL_REDIRECT)
+    if settings.REVIMG_MEDIA_ACCEL_REDIRECT:
+        return accel_redirect(media_file, settings.REVIMG_MEDIA_ACCEL_REDIRECT)
     if request.method == "HEAD":
         # RFC 9110 14.2: range handling is defined for GET only, so HEAD describes the whole file.
         return headers_only(media_file)

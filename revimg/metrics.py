@@ -127,7 +127,7 @@ def may_read_metrics(request):
 
 
 def _bears_token(request):
-    token = settings.METRICS_TOKEN
+    token = settings.REVIMG_METRICS_TOKEN
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     # compare_digest takes as long wherever the first wrong character is: no guessing it by timing.
     return (
@@ -145,7 +145,7 @@ def _from_allowed_network(request):
     # A dual-stack socket shows an IPv4 client as ::ffff:a.b.c.d; the allowed list says a.b.c.d.
     if address.version == 6 and address.ipv4_mapped:
         address = address.ipv4_mapped
-    return any(address in network for network in settings.METRICS_ALLOWED)
+    return any(address in network for network in settings.REVIMG_METRICS_ALLOWED)
 
 
 def scrape_registry():

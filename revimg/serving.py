@@ -41,7 +41,7 @@ def embed_threads_per_worker(workers):
 def pid_file():
     from django.conf import settings
 
-    return Path(settings.DATA_DIR) / "gunicorn.pid"
+    return Path(settings.REVIMG_DATA_DIR) / "gunicorn.pid"
 
 
 def before_workers_start():
@@ -54,10 +54,10 @@ def before_workers_start():
 
     from revimg import embedded_pg, metrics
 
-    Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+    Path(settings.REVIMG_DATA_DIR).mkdir(parents=True, exist_ok=True)
     # One folder per running server: two servers sharing one would wipe each other's counts at start.
     metrics.prepare_multiprocess_dir(
-        os.environ.get(metrics.MULTIPROC_ENV) or Path(settings.DATA_DIR) / "metrics"
+        os.environ.get(metrics.MULTIPROC_ENV) or Path(settings.REVIMG_DATA_DIR) / "metrics"
     )
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "revimg.embedded_pg":

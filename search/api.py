@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 
-from django.db.models import Count, Q
+from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, viewsets
@@ -12,10 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from catalog.models import CatalogImage, WikidataClass
+from catalog.errors import Refusal
+from catalog.models import CatalogImage, WikidataClass, searchable_q
 
 from . import searchlog, service
-from .inputs import REFUSALS, QueryError, parse_k, query_image
+from .inputs import QueryError, parse_k, query_image
 from .serializers import (
     ClassSerializer,
     ErrorSerializer,
@@ -40,7 +41,7 @@ def error_body(code, message):
 
 def exception_handler(exc, context):
     """Every error the API answers has one shape: {"error": {"code": ..., "message": ...}}."""
-    if isinstance(exc, REFUSALS):
+    if isinstance(exc, Refusal):
         return Response(error_body(exc.code, exc.message), status=exc.status)
     response = drf_exception_handler(exc, context)
     if response is not None:
@@ -114,7 +115,7 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ClassSerializer
 
     def get_queryset(self):
-        searchable = Q(images__embedding__isnull=False) & ~Q(images__status=CatalogImage.Status.EXCLUDED)
+        searchable = searchable_q("images__")
         classes = WikidataClass.objects.annotate(image_count=Count("images", filter=searchable)).order_by(
             "label", "id"
         )
@@ -133,7 +134,9 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         images = CatalogImage.objects.exclude(status=CatalogImage.Status.EXCLUDED)
-        images = images.select_related("wikidata_class").defer("embedding")
+        images = (
+            images.select_related("wikidata_class").defer("embedding").order_by("wikidata_class__label", "id")
+        )
         wikidata_class = self.request.query_params.get("class")
         if wikidata_class is None:
             return images

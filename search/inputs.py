@@ -1,37 +1,33 @@
 """Turning what a person sends (an uploaded file or a URL) into a decoded image, or a clear refusal.
 
-Every refusal is a QueryError with a stable `code`, a `message` a person can act on and the HTTP `status`
-to answer with; ImageError (catalog.imagefile) and UntrustedFetchError (catalog.http) carry the same three.
+Every refusal is a catalog.errors.Refusal with a stable `code`, a `message` a person can act on and the
+HTTP `status` to answer with: QueryError here, ImageError (catalog.imagefile) and UntrustedFetchError
+(catalog.http.untrusted) below. Callers catch Refusal.
 """
 
 from django.conf import settings
 
-from catalog.http import UntrustedFetchError, fetch_untrusted_image
-from catalog.imagefile import ImageError, open_image
+from catalog.errors import Refusal
+from catalog.http.untrusted import fetch_untrusted_image
+from catalog.imagefile import open_image
 
 from .service import DEFAULT_K, MAX_K
 
 
-class QueryError(ValueError):
-    def __init__(self, code, message, status=400):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-# Everything that means "this input cannot be searched"; each has .code, .message and .status.
-REFUSALS = (QueryError, ImageError, UntrustedFetchError)
+class QueryError(Refusal):
+    """A request that names no picture, two, or a bad k."""
 
 
 def max_upload_bytes():
-    return settings.MAX_UPLOAD_MB * 2**20
+    return settings.REVIMG_MAX_UPLOAD_MB * 2**20
 
 
 def image_from_upload(upload):
     """Decode an UploadedFile, refusing it before reading when it is over the size limit."""
     if upload.size > max_upload_bytes():
-        raise QueryError("too_large", f"The picture is larger than {settings.MAX_UPLOAD_MB} MB.", status=413)
+        raise QueryError(
+            "too_large", f"The picture is larger than {settings.REVIMG_MAX_UPLOAD_MB} MB.", status=413
+        )
     return open_image(upload.read(), max_bytes=max_upload_bytes())
 
 

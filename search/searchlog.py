@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from django.dispatch import Signal
 from rest_framework.exceptions import APIException
 
-from .inputs import REFUSALS
+from catalog.errors import Refusal
+
 from .service import SearchResult
 
 logger = logging.getLogger("revimg.search")
@@ -86,7 +87,7 @@ def reported(kind, k=None):
 
 def _error_answer(exc):
     """(code, status) of the answer an exception becomes: see search.api.exception_handler."""
-    if isinstance(exc, REFUSALS):
+    if isinstance(exc, Refusal):
         return exc.code, exc.status
     if isinstance(exc, APIException):
         return str(exc.default_code), exc.status_code

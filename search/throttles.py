@@ -71,18 +71,18 @@ def _seconds_until_allowed(previous, current, elapsed, window, limit):
 
 
 class AnonSearchThrottle(_SlidingWindowThrottle):
-    """Searches with a picture (each one runs the model), at settings.ANON_SEARCH_RATE (None: no limit)."""
+    """Searches with a picture (each one runs the model), at settings.REVIMG_ANON_SEARCH_RATE (None: no limit)."""
 
     scope = "anon_search"
 
     def get_rate(self):
-        return settings.ANON_SEARCH_RATE
+        return settings.REVIMG_ANON_SEARCH_RATE
 
 
 class AnonSimilarThrottle(_SlidingWindowThrottle):
-    """ "More like this" (a stored vector, no model), at settings.ANON_SIMILAR_RATE (None: no limit)."""
+    """ "More like this" (a stored vector, no model), at settings.REVIMG_ANON_SIMILAR_RATE (None: no limit)."""
 
     scope = "anon_similar"
 
     def get_rate(self):
-        return settings.ANON_SIMILAR_RATE
+        return settings.REVIMG_ANON_SIMILAR_RATE

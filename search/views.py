@@ -6,11 +6,12 @@ from django.conf import settings
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from catalog.errors import Refusal
 from catalog.models import CatalogImage
 from catalog.store import thumbnail_bytes
 
 from . import searchlog, service
-from .inputs import REFUSALS, QueryError, query_image
+from .inputs import QueryError, query_image
 from .throttles import AnonSearchThrottle, AnonSimilarThrottle
 
 # More than the API's default: a page of thumbnails is cheap to look through.
@@ -29,13 +30,13 @@ PAGE_MESSAGES = {
 
 @require_http_methods(["GET", "POST"])
 def index(request):
-    context, status = {"max_upload_mb": settings.MAX_UPLOAD_MB}, 200
+    context, status = {"max_upload_mb": settings.REVIMG_MAX_UPLOAD_MB}, 200
     try:
         if request.method == "POST":
             context.update(_search_posted(request))
         elif request.GET.get("similar"):
             context.update(_search_similar(request, request.GET["similar"]))
-    except REFUSALS as exc:
+    except Refusal as exc:
         context["error"] = PAGE_MESSAGES.get(exc.code, exc.message)
         status = exc.status
     return render(request, "search/index.html", context, status=status)

@@ -30,6 +30,20 @@ def wikimedia_fixtures():
     return WIKIMEDIA_FIXTURES
 
 
+@pytest.fixture
+def wiki(httpserver, wikimedia_fixtures, settings):
+    """The stand-in Wikidata, Wikipedia and Commons (tests/crawl_server.py), every base URL pointed at it
+    and the client made quick."""
+    from catalog.http import crawler as http
+    from tests.crawl_server import FakeWikimedia
+
+    fake = FakeWikimedia(httpserver, wikimedia_fixtures)
+    fake.configure(settings)
+    http.reset_session()
+    yield fake
+    http.reset_session()
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 

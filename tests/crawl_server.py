@@ -13,10 +13,11 @@ import time
 from collections import defaultdict
 from urllib.parse import quote, unquote
 
+from django.db import connections
 from PIL import Image
 from werkzeug.wrappers import Response
 
-from catalog import http
+from ingest import crawl
 
 SPARQL_JSON = "application/sparql-results+json"
 
@@ -65,6 +66,39 @@ def sparql_document(variables, rows):
     return {"head": {"vars": variables}, "results": {"bindings": bindings}}
 
 
+# The captured Commons answer (wptools/imageinfo.json) is File:Douglas adams portrait cropped.jpg's: served as
+# it is for that file, and as a template for every other file, with that file's own title, URLs and metadata.
+CAPTURED_FILE = "Douglas adams portrait cropped.jpg"
+# Licence short name -> (licence URL, licence template, attribution required), as Commons writes them.
+LICENCES = {
+    "CC BY-SA 4.0": ("https://creativecommons.org/licenses/by-sa/4.0", "cc-by-sa-4.0", "true"),
+    "CC BY-SA 3.0": ("https://creativecommons.org/licenses/by-sa/3.0", "cc-by-sa-3.0", "true"),
+    "CC BY 2.0": ("https://creativecommons.org/licenses/by/2.0", "cc-by-2.0", "true"),
+    "CC0": ("http://creativecommons.org/publicdomain/zero/1.0/deed.en", "cc-zero", "false"),
+}
+
+
+def file_metadata(name, licence):
+    """What the stand-in says of a file other than the captured one: (extmetadata changes, and what the
+    crawler should store from them: licence, licence URL, attribution required, artist, attribution)."""
+    stem = name.rsplit(".", 1)[0]
+    user = "Author_of_" + quote(stem.replace(" ", "_"))
+    url, template, attribution_required = LICENCES[licence]
+    changes = {
+        "ObjectName": stem,
+        "ImageDescription": f"<i>{stem}</i>",
+        "Artist": f'<a href="//commons.wikimedia.org/wiki/User:{user}" title="User:{user}">Author of {stem}</a>',
+        "Credit": f'<span class="int-own-work" lang="en">Own work</span> ({stem})',
+        "LicenseShortName": licence,
+        "UsageTerms": licence,
+        "LicenseUrl": url,
+        "License": template,
+        "AttributionRequired": attribution_required,
+    }
+    stored = (licence, url, attribution_required == "true", f"Author of {stem}", f"Own work ({stem})")
+    return changes, stored
+
+
 class FakeWikimedia:
     def __init__(self, httpserver, fixtures):
         self.server = httpserver
@@ -74,6 +108,7 @@ class FakeWikimedia:
         self.instances = {}  # class qid -> [instance qids]
         self.articles = {}  # title -> action=parse document
         self.nonfree = set()
+        self.licences = {}  # file name -> a key of LICENCES (default: CC BY-SA 4.0)
         self.missing_files = set()
         self.file_bytes = {}  # file name -> bytes (default: a picture per name)
         self.faults = defaultdict(list)  # route -> [callable returning a Response]
@@ -122,6 +157,11 @@ class FakeWikimedia:
 
     def fault(self, route, response_factory, times=1):
         self.faults[route].extend([response_factory] * times)
+
+    def stored_metadata(self, name):
+        """What the crawler should store from this stand-in's answer for a file other than CAPTURED_FILE:
+        (licence, licence URL, attribution required, artist, attribution)."""
+        return file_metadata(name, self.licences.get(name, "CC BY-SA 4.0"))[1]
 
     def requests_to(self, route):
         return [params for r, params, _ in self.log if r == route]
@@ -180,6 +220,11 @@ class FakeWikimedia:
         info = page["imageinfo"][0]
         info["url"] = self.url("/files/" + quote(name.replace(" ", "_")))
         info["descriptionurl"] = "https://commons.wikimedia.org/wiki/File:" + quote(name.replace(" ", "_"))
+        if name != CAPTURED_FILE:
+            del info["descriptionshorturl"]  # names the captured file's page id
+            changes, _ = file_metadata(name, self.licences.get(name, "CC BY-SA 4.0"))
+            for key, value in changes.items():
+                info["extmetadata"][key]["value"] = value
         if name in self.nonfree:
             info["extmetadata"]["NonFree"] = {"value": "true", "source": "commons-desc-page"}
         return self.json(document)
@@ -231,10 +276,10 @@ def cut_short(data):
     return respond
 
 
-# --- the scenario most crawler tests share ---
+# --- the scenario most crawler tests share, and what they check ---
 
 ADMONT = "Austria - Admont Abbey Library - 1407.jpg"  # book's own P18 (Q571)
-ADAMS = "Douglas adams portrait cropped.jpg"  # the infobox image of the article "Douglas Adams"
+ADAMS = CAPTURED_FILE  # the infobox image of the article "Douglas Adams"
 GALLERY = [
     "Sparrenburg innovative sights.JPG",
     "Gujo Gifu Japan.jpg",
@@ -266,14 +311,20 @@ def standard_scenario(wiki):
     wiki.add_class("Q10908976", "deleted item", 10)
     wiki.instances["Q571"] = ["Q2112", "Q42", "Q646148", "Q857243", "Q217447", "Q271094"]
     wiki.add_article("wptools/parse.json")
+    # A licence of its own for every picture (Douglas Adams' is the captured CC BY-SA 2.0).
+    wiki.licences.update(
+        zip(
+            [ADMONT, *GALLERY], ["CC BY-SA 3.0", "CC BY 2.0", "CC0", "CC BY-SA 4.0", "CC BY 2.0"], strict=True
+        )
+    )
     return wiki
 
 
-def fake_wikimedia(httpserver, wikimedia_fixtures, settings):
-    """For a test module's `wiki` fixture: the stand-in Wikimedia, every base URL pointed at it, the
-    client made quick (`yield from fake_wikimedia(...)`)."""
-    fake = FakeWikimedia(httpserver, wikimedia_fixtures)
-    fake.configure(settings)
-    http.reset_session()
-    yield fake
-    http.reset_session()
+def claim_lock_held(source_id):
+    """Whether some database session holds the crawler's claim on this image source."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s",
+            [crawl.CLAIM_LOCK_SPACE, source_id],
+        )
+        return cursor.fetchone()[0] > 0

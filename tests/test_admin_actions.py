@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from catalog_factories import make_catalog, picture_bytes
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from catalog.models import CatalogImage, WikidataClass
+from tests.catalog_factories import make_catalog, picture_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -116,8 +116,8 @@ def test_refetching_an_image_whose_source_is_unchanged_says_so(admin_client, htt
     wikidata_class = WikidataClass.objects.create(label="lighthouse")
     data = picture_bytes(1)
     httpserver.expect_request("/lighthouse.jpg").respond_with_data(data, content_type="image/jpeg")
-    settings.URL_ALLOWED_PRIVATE_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
-    from catalog_factories import make_image
+    settings.REVIMG_URL_ALLOWED_PRIVATE_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
+    from tests.catalog_factories import make_image
 
     image = make_image(wikidata_class, 1, data=data, source_url=httpserver.url_for("/lighthouse.jpg"))
     no_source = make_image(wikidata_class, 2)

@@ -1,10 +1,10 @@
 """A curator in a real browser: log in, list the suspects, exclude the worst one, and search drops it."""
 
 import pytest
-from catalog_factories import centre, make_catalog, make_image, near
 
 from catalog.models import CatalogImage
 from catalog.suspects import find_suspects
+from tests.catalog_factories import centre, make_catalog, make_image, near
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

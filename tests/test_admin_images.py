@@ -1,13 +1,13 @@
 """The image and class admin: thumbnails, filters, search, and list pages whose cost does not grow per row."""
 
 import pytest
-from catalog_factories import centre, make_catalog, make_image, near
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.models import CatalogImage, Suspect, WikidataClass
 from catalog.suspects import find_suspects
+from tests.catalog_factories import centre, make_catalog, make_image, near
 
 pytestmark = pytest.mark.django_db
 
@@ -117,7 +117,7 @@ def test_filters_pick_the_right_images(admin_client, query, expected):
     named["stale"] = make_image(first, 54)
     CatalogImage.objects.filter(pk=named["stale"].pk).update(embedding_version="older")
     named["unembedded"] = make_image(first, 55)
-    CatalogImage.objects.filter(pk=named["unembedded"].pk).update(embedding=None)
+    CatalogImage.objects.filter(pk=named["unembedded"].pk).update(embedding=None, embedding_model="")
     named["suspect"] = make_image(first, 56, vector=near(centre(second.pk), 56))
     find_suspects()
     assert Suspect.objects.open().filter(image=named["suspect"]).exists()

@@ -115,7 +115,7 @@ def test_a_successful_login_forgets_the_earlier_wrong_passwords(curator, setting
 
 
 def test_a_forged_forwarded_for_does_not_escape_the_address_lock(curator, settings):
-    settings.TRUSTED_PROXIES = 0
+    settings.REVIMG_TRUSTED_PROXIES = 0
     for i in range(settings.AXES_FAILURE_LIMIT):
         log_in(f"guess{i}", "a wrong guess", HOME, forwarded_for=f"192.0.2.{i}")
 
@@ -123,7 +123,7 @@ def test_a_forged_forwarded_for_does_not_escape_the_address_lock(curator, settin
 
 
 def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_apart(curator, settings):
-    settings.TRUSTED_PROXIES = 1
+    settings.REVIMG_TRUSTED_PROXIES = 1
     proxy = "10.0.0.1"
     for i in range(settings.AXES_FAILURE_LIMIT):
         log_in(f"guess{i}", "a wrong guess", proxy, forwarded_for=f"192.0.2.{i}, 203.0.113.5")

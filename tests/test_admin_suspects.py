@@ -1,15 +1,24 @@
 """The Suspects admin: worst first, pictures side by side, and one click to keep one and exclude the other."""
 
 import pytest
-from catalog_factories import centre, make_catalog, make_image, near, picture_bytes, same_pixels_other_bytes
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from catalog import curation
 from catalog.models import CatalogImage, Suspect
 from catalog.suspects import find_suspects
+from tests.catalog_factories import (
+    centre,
+    make_catalog,
+    make_image,
+    near,
+    picture_bytes,
+    same_pixels_other_bytes,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -103,10 +112,17 @@ def test_resolving_needs_a_post(admin_client, planted):
 
 
 def test_an_image_page_lists_its_open_suspicions(admin_client, planted):
-    response = admin_client.get(reverse("admin:catalog_catalogimage_change", args=[planted["stray"].pk]))
+    suspect = Suspect.objects.get(kind=Suspect.Kind.OUTLIER, image=planted["stray"])
+    Suspect.objects.filter(pk=suspect.pk).update(score=0.734, reason="planted: looks like class 1")
+    page = reverse("admin:catalog_catalogimage_change", args=[planted["stray"].pk])
 
-    assert "Outlier 0." in response.text or "Outlier 1." in response.text
-    assert "nearest neighbours in other classes" in response.text
+    response = admin_client.get(page)
+
+    assert (
+        f'<a href="{SUSPECTS}?id={suspect.pk}">Outlier 0.73</a>: planted: looks like class 1' in response.text
+    )
+    Suspect.objects.filter(pk=suspect.pk).update(dismissed_at="2026-01-01T00:00Z")
+    assert "planted: looks like class 1" not in admin_client.get(page).text
 
 
 def test_several_suspects_can_be_dismissed_at_once(admin_client, planted):
@@ -118,6 +134,32 @@ def test_several_suspects_can_be_dismissed_at_once(admin_client, planted):
 
     assert "Dismissed 2 suspect(s)" in response.text
     assert not Suspect.objects.open().filter(pk__in=[s.pk for s in chosen]).exists()
+
+
+def test_dismissing_takes_the_permission_to_change_suspects_not_only_to_view_them(
+    client, planted, django_user_model
+):
+    curator = django_user_model.objects.create_user("viewer", is_staff=True)
+    curator.user_permissions.add(Permission.objects.get(codename="view_suspect"))
+    client.force_login(curator)
+    chosen = list(Suspect.objects.open()[:2])
+    dismiss = {"action": "dismiss", "_selected_action": [s.pk for s in chosen]}
+
+    assert "Dismissed 2 suspect(s)" not in client.post(SUSPECTS, dismiss, follow=True).text
+    assert resolve(client, chosen[0], "dismiss").status_code == 403
+    assert Suspect.objects.open().filter(pk__in=[s.pk for s in chosen]).count() == 2
+
+    curator.user_permissions.add(Permission.objects.get(codename="change_suspect"))
+    assert "Dismissed 2 suspect(s)" in client.post(SUSPECTS, dismiss, follow=True).text
+
+
+def test_a_suspect_is_resolved_by_curation_without_the_admin(planted):
+    suspect = Suspect.objects.get(kind=Suspect.Kind.OUTLIER, image=planted["stray"])
+
+    message = curation.resolve_suspect(suspect, "exclude-image", None)
+
+    assert message.startswith(f"Excluded #{suspect.image_id}")
+    assert CatalogImage.objects.get(pk=planted["stray"].pk).status == CatalogImage.Status.EXCLUDED
 
 
 def test_suspects_can_be_found_again_from_the_admin(admin_client, planted):

@@ -40,7 +40,7 @@ def media_root(tmp_path_factory):
 
 def start(tmp_path_factory, media_root, **env):
     base = {
-        "REVIMG_DATA_DIR": str(django_settings.DATA_DIR),
+        "REVIMG_DATA_DIR": str(django_settings.REVIMG_DATA_DIR),
         "REVIMG_DB_NAME": connection.settings_dict["NAME"],
         "REVIMG_MEDIA_ROOT": str(media_root),
         "REVIMG_ANON_SEARCH_RATE": f"{LIMIT}/minute",

@@ -7,20 +7,22 @@ at the local Wikimedia stand-in through the base URL settings.
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
 import uuid
+from collections import defaultdict
 
 import pytest
 from celery import Celery
-from crawl_server import ADMONT, fake_wikimedia, standard_scenario
 from django.conf import settings as django_settings
 from django.db import connection
-from services import redis_or_skip
 
 from catalog.models import CatalogImage
 from ingest.models import ImageSource
+from tests.crawl_server import ADMONT, standard_scenario
+from tests.services import redis_or_skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -34,17 +36,12 @@ def redis_broker():
 
 
 @pytest.fixture
-def wiki(httpserver, wikimedia_fixtures, settings):
-    yield from fake_wikimedia(httpserver, wikimedia_fixtures, settings)
-
-
-@pytest.fixture
 def worker(wiki, redis_broker, tmp_path):
     queue = f"revimg-test-{uuid.uuid4().hex[:8]}"
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="revimg.settings",
-        REVIMG_DATA_DIR=str(django_settings.DATA_DIR),
+        REVIMG_DATA_DIR=str(django_settings.REVIMG_DATA_DIR),
         REVIMG_DB_NAME=connection.settings_dict["NAME"],
         REVIMG_MEDIA_ROOT=str(tmp_path / "worker-media"),
         CELERY_BROKER_URL=BROKER,
@@ -86,7 +83,18 @@ def wait_for(condition, log):
     pytest.fail("the worker did not finish; its log:\n" + log.read_text()[-5000:])
 
 
-def test_a_real_worker_runs_the_crawl_tasks_through_redis(wiki, worker):
+TASK_LINE = re.compile(r"Task ingest\.\w+\[([0-9a-f-]+)\] (received|succeeded|raised|retry|failed)")
+
+
+def tasks_in(text):
+    """{task id: its lines' words in order} from the worker's log: received, then how it ended."""
+    tasks = defaultdict(list)
+    for task_id, word in TASK_LINE.findall(text):
+        tasks[task_id].append(word)
+    return tasks
+
+
+def test_a_real_worker_runs_the_crawl_tasks_through_redis(wiki, worker, redis_broker):
     standard_scenario(wiki)
     queue, log = worker
     client = Celery(broker=BROKER)
@@ -102,10 +110,30 @@ def test_a_real_worker_runs_the_crawl_tasks_through_redis(wiki, worker):
 
     wait_for(finished, log)
     book = CatalogImage.objects.get(commons_file=ADMONT)
-    assert book.wikidata_class.qid == "Q571" and book.license == "CC BY-SA 2.0"
+    assert (book.wikidata_class.qid, book.license) == ("Q571", "CC BY-SA 3.0")
     # Sending the same crawl again changes nothing: the tasks are idempotent.
+    marker = len(log.read_text())
     client.send_task("ingest.crawl", args=[3, 2], queue=queue)
     client.send_task("ingest.fetch_image", args=[ImageSource.objects.first().id], queue=queue)
-    marker = len(log.read_text())
-    wait_for(lambda: log.read_text()[marker:].count("succeeded") >= 2, log)
+    settled = []
+
+    def all_done():
+        """Nothing waits in the queue or runs (acks are late: a message leaves the queue once received, and
+        is logged then), and every task received since the re-run has ended; twice in a row, half a second
+        apart, so that a task the last one queued has had time to be received."""
+        before = log.read_text()[marker:]
+        idle = redis_broker.llen(queue) == 0
+        tasks = tasks_in(log.read_text()[marker:])
+        ended = len(tasks) >= 2 and all(
+            w.count("received") == len(w) - w.count("received") for w in tasks.values()
+        )
+        settled.append(idle and ended and tasks_in(before) == tasks)
+        return settled[-2:] == [True, True]
+
+    wait_for(all_done, log)
+    tasks = tasks_in(log.read_text()[marker:])
+    # The re-run: the crawl, one plan per class with images, the fetch; all succeeded and changed nothing.
+    assert all(words == ["received", "succeeded"] for words in tasks.values())
+    assert len(tasks) >= 4
+    assert ImageSource.objects.count() == 3
     assert CatalogImage.objects.count() == 3

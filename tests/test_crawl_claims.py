@@ -4,21 +4,16 @@ connection of the process that holds it."""
 import time
 
 import pytest
-from crawl_server import fake_wikimedia, standard_scenario
 from django.db import connections
 
 from ingest import crawl
 from ingest.models import ImageSource
 from ingest.pipeline import run_classes
+from tests.crawl_server import claim_lock_held, standard_scenario
 
 pytestmark = pytest.mark.django_db
 
 DEADLINE_SECONDS = 30  # a bound for a broken server, not a measurement
-
-
-@pytest.fixture
-def wiki(httpserver, wikimedia_fixtures, settings):
-    yield from fake_wikimedia(httpserver, wikimedia_fixtures, settings)
 
 
 @pytest.fixture
@@ -27,15 +22,6 @@ def planned_image(wiki):
     ids, _ = run_classes(3)
     crawl.plan_images(ids[0], per_class=1)
     return ImageSource.objects.get()
-
-
-def claim_lock_held(source_id):
-    with connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s",
-            [crawl.CLAIM_LOCK_SPACE, source_id],
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def test_an_image_claimed_by_another_process_is_left_to_it(wiki, planned_image):

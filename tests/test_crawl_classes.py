@@ -5,18 +5,13 @@ import gzip
 import json
 
 import pytest
-from crawl_server import fake_wikimedia, load_entity, standard_scenario
 
 from catalog.models import WikidataClass
 from ingest import crawl, dump, wikidata
 from ingest.pipeline import run_classes
+from tests.crawl_server import load_entity, standard_scenario
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def wiki(httpserver, wikimedia_fixtures, settings):
-    yield from fake_wikimedia(httpserver, wikimedia_fixtures, settings)
 
 
 def test_it_fetches_top_classes_in_pages_with_label_description_article_and_image(wiki):

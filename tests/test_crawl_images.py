@@ -3,11 +3,18 @@
 import json
 
 import pytest
-from crawl_server import (
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from catalog.models import CatalogImage, WikidataClass
+from ingest import crawl, wikipedia
+from ingest.models import ClassCrawl, ImageSource
+from ingest.pipeline import run_classes, run_images
+from tests.catalog_factories import make_class, make_image
+from tests.crawl_server import (
     ADAMS,
     ADMONT,
     cut_short,
-    fake_wikimedia,
     maxlag_error,
     picture_bytes,
     server_error,
@@ -15,17 +22,7 @@ from crawl_server import (
     too_many_requests,
 )
 
-from catalog.models import CatalogImage, WikidataClass
-from ingest import crawl, wikipedia
-from ingest.models import ClassCrawl, ImageSource
-from ingest.pipeline import run_classes, run_images
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def wiki(httpserver, wikimedia_fixtures, settings):
-    yield from fake_wikimedia(httpserver, wikimedia_fixtures, settings)
 
 
 @pytest.fixture
@@ -87,11 +84,14 @@ def test_an_image_is_stored_with_its_licence_and_provenance(classes):
     image = CatalogImage.objects.get(commons_file=ADMONT)
     assert image.wikidata_class_id == classes["Q571"]
     assert (image.origin, image.origin_detail) == ("p18", "Q571")
-    assert image.license == "CC BY-SA 2.0"
-    assert image.license_url == "https://creativecommons.org/licenses/by-sa/2.0"
-    assert image.attribution_required is True
-    assert "Douglas_adams_portrait.jpg" in image.artist  # HTML reduced to text
-    assert "<" not in image.artist and image.attribution
+    # This file's own metadata (standard_scenario), the HTML reduced to text.
+    assert (image.license, image.license_url, image.attribution_required) == (
+        "CC BY-SA 3.0",
+        "https://creativecommons.org/licenses/by-sa/3.0",
+        True,
+    )
+    assert image.artist == "Author of Austria - Admont Abbey Library - 1407"
+    assert image.attribution == "Own work (Austria - Admont Abbey Library - 1407)"
     assert image.source_url.endswith("/files/Austria_-_Admont_Abbey_Library_-_1407.jpg")
     assert image.embedding is None  # embedding is its own step
     assert WikidataClass.objects.get(id=classes["Q571"]).main_image == image
@@ -146,3 +146,20 @@ def test_every_request_is_polite(classes, wiki):
             assert params["maxlag"] == "5"
     widths = {p["iiurlwidth"] for p in wiki.requests_to("commons")}
     assert widths == {"960"}  # a standard thumbnail width, never the original's size
+
+
+def test_a_file_already_stored_is_found_through_its_index_with_no_join_or_sort():
+    lighthouse = make_class("lighthouse", "Q39715")
+    make_image(lighthouse, 1, commons_file=ADMONT)
+    source = ImageSource.objects.create(wikidata_class=lighthouse, commons_file=ADMONT, origin="p18")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert crawl.fetch_source(source.id) == ("skipped", "already in the catalog")
+
+    [lookup] = [q["sql"] for q in queries if '"catalog_catalogimage"."commons_file" =' in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a handful of rows: make the planner show its index
+        cursor.execute("EXPLAIN " + lookup)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using image_commons_file" in plan
+    assert not any(word in plan for word in ("Join", "Nested Loop", "Sort"))

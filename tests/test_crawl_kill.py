@@ -19,27 +19,21 @@ from io import StringIO
 from urllib.parse import unquote
 
 import pytest
-from crawl_server import fake_wikimedia, picture_bytes, standard_scenario
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
-from test_crawl_claims import claim_lock_held
 
 from catalog.embedding import MODEL_NAME
 from catalog.models import CatalogImage, WikidataClass
 from ingest.crawl import fetch_source
 from ingest.models import ImageSource, IngestRun
+from tests.crawl_server import claim_lock_held, picture_bytes, standard_scenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CRAWL = ["crawl", "--classes", "3", "--per-class", "4", "--no-progress"]
 STORED_BEFORE_KILL = 2
 DEADLINE_SECONDS = 300  # a bound for a broken crawl, not a measurement
-
-
-@pytest.fixture
-def wiki(httpserver, wikimedia_fixtures, settings):
-    yield from fake_wikimedia(httpserver, wikimedia_fixtures, settings)
 
 
 class Downloads:
@@ -72,7 +66,7 @@ class Downloads:
 def crawl_env(media_root):
     return dict(
         os.environ,
-        REVIMG_DATA_DIR=str(django_settings.DATA_DIR),
+        REVIMG_DATA_DIR=str(django_settings.REVIMG_DATA_DIR),
         REVIMG_DB_NAME=connection.settings_dict["NAME"],
         REVIMG_MEDIA_ROOT=str(media_root),
         CELERY_BROKER_URL="",

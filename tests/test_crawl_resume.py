@@ -6,19 +6,14 @@ import subprocess
 import sys
 
 import pytest
-from crawl_server import fake_wikimedia, standard_scenario
 
 from catalog.models import CatalogImage
 from ingest import crawl, tasks
 from ingest.models import ImageSource, IngestRun
 from ingest.pipeline import run_classes, run_images
+from tests.crawl_server import standard_scenario
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def wiki(httpserver, wikimedia_fixtures, settings):
-    yield from fake_wikimedia(httpserver, wikimedia_fixtures, settings)
 
 
 def kill_after(monkeypatch, n):

@@ -35,7 +35,7 @@ DEADLINE = 120  # seconds: a bound for a broken start, not a measurement
 def bare_data_dir():
     # Not under pytest's tmp_path: PostgreSQL runs as another user (when the tests run as root) and must
     # traverse every parent folder, which pytest keeps private (mode 0700, reset by every pytest run).
-    data = Path(tempfile.mkdtemp(dir=django_settings.DATA_DIR, prefix="lifetime-test-"))
+    data = Path(tempfile.mkdtemp(dir=django_settings.REVIMG_DATA_DIR, prefix="lifetime-test-"))
     yield data
     embedded_pg.stop(str(data / "postgres"))  # whatever a failed test left running
     shutil.rmtree(data, ignore_errors=True)
@@ -44,7 +44,7 @@ def bare_data_dir():
 @pytest.fixture
 def data_dir(bare_data_dir):
     """A data dir sharing the suite's image model files (no export of its own)."""
-    models = django_settings.DATA_DIR / "models"
+    models = django_settings.REVIMG_DATA_DIR / "models"
     models.mkdir(parents=True, exist_ok=True)
     (bare_data_dir / "models").symlink_to(models)
     return bare_data_dir

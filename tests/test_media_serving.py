@@ -274,7 +274,7 @@ def test_missing_file_and_directory_are_404(client, stored):
 
 
 def test_front_server_mode_answers_x_accel_redirect_with_no_body(client, settings, media_root, stored):
-    settings.MEDIA_ACCEL_REDIRECT = "/protected-media/"
+    settings.REVIMG_MEDIA_ACCEL_REDIRECT = "/protected-media/"
     spaced = write_media(media_root, "images/a b#1.png", b"\x89PNG")
 
     response = client.get(stored["url"], headers={"Range": "bytes=0-9"})

@@ -33,8 +33,8 @@ STRANGER = "203.0.113.9"
 
 @pytest.fixture(autouse=True)
 def no_throttle(settings):
-    settings.ANON_SEARCH_RATE = None
-    settings.ANON_SIMILAR_RATE = None
+    settings.REVIMG_ANON_SEARCH_RATE = None
+    settings.REVIMG_ANON_SIMILAR_RATE = None
 
 
 @pytest.fixture(autouse=True)
@@ -98,20 +98,20 @@ def test_a_forged_forwarded_address_opens_nothing():
 
 
 def test_a_wrong_token_is_refused(settings):
-    settings.METRICS_TOKEN = TOKEN
+    settings.REVIMG_METRICS_TOKEN = TOKEN
 
     for header in ("Bearer wrong-token", f"Bearer {TOKEN}x", f"Basic {TOKEN}", TOKEN, "Bearer "):
         assert Client(REMOTE_ADDR=STRANGER, HTTP_AUTHORIZATION=header).get("/metrics").status_code == 404
 
 
 def test_no_token_is_accepted_when_none_is_set(settings):
-    settings.METRICS_TOKEN = ""
+    settings.REVIMG_METRICS_TOKEN = ""
 
     assert Client(REMOTE_ADDR=STRANGER, HTTP_AUTHORIZATION="Bearer ").get("/metrics").status_code == 404
 
 
 def test_the_right_token_opens_metrics_from_anywhere(settings):
-    settings.METRICS_TOKEN = TOKEN
+    settings.REVIMG_METRICS_TOKEN = TOKEN
 
     response = Client(REMOTE_ADDR=STRANGER, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/metrics")
 
@@ -136,7 +136,10 @@ def test_the_allowed_networks_are_read_from_a_comma_separated_list(monkeypatch):
 
 
 def test_the_allowed_networks_replace_the_local_addresses(settings):
-    settings.METRICS_ALLOWED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8::/32")]
+    settings.REVIMG_METRICS_ALLOWED = [
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("2001:db8::/32"),
+    ]
 
     assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 200
     assert Client(REMOTE_ADDR="2001:db8::7").get("/metrics").status_code == 200

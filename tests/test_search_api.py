@@ -24,8 +24,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def no_throttle(settings):
-    settings.ANON_SEARCH_RATE = None
-    settings.ANON_SIMILAR_RATE = None
+    settings.REVIMG_ANON_SEARCH_RATE = None
+    settings.REVIMG_ANON_SIMILAR_RATE = None
 
 
 @pytest.fixture
@@ -141,12 +141,14 @@ def test_k_out_of_range_is_refused(api, catalog, k):
 def test_classes_are_listed_with_their_searchable_image_count(api, catalog):
     first_class, images = next(iter(catalog.items()))
     CatalogImage.objects.filter(pk=images[0].pk).update(status=CatalogImage.Status.EXCLUDED)
+    CatalogImage.objects.filter(pk=images[1].pk).update(embedding=None)
+    CatalogImage.objects.filter(pk=images[2].pk).update(status=CatalogImage.Status.FLAGGED)
 
     body = api.get("/api/classes/").json()
 
     assert body["count"] == 3 and len(body["results"]) == 3
     listed = {c["id"]: c for c in body["results"]}[first_class.pk]
-    assert listed["image_count"] == 5
+    assert listed["image_count"] == 4  # neither the excluded image nor the one with no vector
     assert listed["wikidata_url"] == f"https://www.wikidata.org/wiki/{first_class.qid}"
     assert api.get(f"/api/classes/{first_class.pk}/").json()["label"] == first_class.label
     assert [c["id"] for c in api.get(f"/api/classes/?qid={first_class.qid}").json()["results"]] == [
@@ -154,6 +156,7 @@ def test_classes_are_listed_with_their_searchable_image_count(api, catalog):
     ]
 
 
+@pytest.mark.filterwarnings("error::django.core.paginator.UnorderedObjectListWarning")
 def test_images_are_paginated_and_filterable_by_class(api, catalog):
     first_class, images = next(iter(catalog.items()))
 
@@ -207,7 +210,7 @@ def test_bad_files_are_refused_with_a_reason(api, data, status, code):
 
 
 def test_a_file_over_the_upload_limit_is_refused_with_413(api, settings):
-    settings.MAX_UPLOAD_MB = 1
+    settings.REVIMG_MAX_UPLOAD_MB = 1
 
     response = api.post(
         "/api/search/", {"image": named(b"\xff" * (2**20 + 1), "big.jpg")}, format="multipart"
@@ -259,7 +262,7 @@ def test_other_methods_get_an_error_body_too(api):
 
 
 def test_anonymous_searches_are_throttled(api, settings):
-    settings.ANON_SEARCH_RATE = "2/minute"
+    settings.REVIMG_ANON_SEARCH_RATE = "2/minute"
     cache.clear()
 
     statuses = [api.post("/api/search/", {}, format="json").status_code for _ in range(3)]

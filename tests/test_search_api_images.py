@@ -18,8 +18,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 @pytest.fixture(autouse=True)
 def no_throttle(settings):
-    settings.ANON_SEARCH_RATE = None
-    settings.ANON_SIMILAR_RATE = None
+    settings.REVIMG_ANON_SEARCH_RATE = None
+    settings.REVIMG_ANON_SIMILAR_RATE = None
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_a_picture_is_searched_by_url_from_an_allowed_server(api, httpserver, se
     httpserver.expect_request("/pictures/p.jpg").respond_with_data(
         encoded(photo(), "JPEG"), content_type="image/jpeg"
     )
-    settings.URL_ALLOWED_PRIVATE_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
+    settings.REVIMG_URL_ALLOWED_PRIVATE_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
     url = httpserver.url_for("/pictures/p.jpg")
 
     as_json = api.post("/api/search/", {"url": url, "k": 2}, format="json")
@@ -103,7 +103,7 @@ def test_a_url_that_is_not_a_picture_is_refused_like_an_upload(api, httpserver, 
     httpserver.expect_request("/page.html").respond_with_data(
         "<!doctype html><p>hello", content_type="text/html"
     )
-    settings.URL_ALLOWED_PRIVATE_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
+    settings.REVIMG_URL_ALLOWED_PRIVATE_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
 
     response = api.post("/api/search/", {"url": httpserver.url_for("/page.html")}, format="json")
 

@@ -38,13 +38,13 @@ def bad_search(api, **headers):
 
 
 def test_a_client_gets_exactly_the_rate_then_429(api, settings):
-    settings.ANON_SEARCH_RATE = "3/minute"
+    settings.REVIMG_ANON_SEARCH_RATE = "3/minute"
 
     assert statuses(lambda: bad_search(api), 5) == [400, 400, 400, 429, 429]
 
 
 def test_refused_requests_do_not_use_up_the_budget(api, settings):
-    settings.ANON_SEARCH_RATE = "2/minute"
+    settings.REVIMG_ANON_SEARCH_RATE = "2/minute"
     statuses(lambda: bad_search(api), 10)
 
     (key,) = [k for k in _stored_keys() if "anon_search" in k]
@@ -59,8 +59,8 @@ def _stored_keys():
 
 
 def test_a_forged_forwarded_for_header_changes_nothing(api, settings):
-    settings.ANON_SEARCH_RATE = "3/minute"
-    settings.TRUSTED_PROXIES = 0
+    settings.REVIMG_ANON_SEARCH_RATE = "3/minute"
+    settings.REVIMG_TRUSTED_PROXIES = 0
 
     forged = [bad_search(api, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}").status_code for n in range(5)]
 
@@ -68,8 +68,8 @@ def test_a_forged_forwarded_for_header_changes_nothing(api, settings):
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_budget(api, settings):
-    settings.ANON_SEARCH_RATE = "1/minute"
-    settings.TRUSTED_PROXIES = 1
+    settings.REVIMG_ANON_SEARCH_RATE = "1/minute"
+    settings.REVIMG_TRUSTED_PROXIES = 1
 
     first = [bad_search(api, HTTP_X_FORWARDED_FOR="198.51.100.1").status_code for _ in range(2)]
     other = bad_search(api, HTTP_X_FORWARDED_FOR="198.51.100.2").status_code
@@ -78,8 +78,8 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_budget(api, settings):
 
 
 def test_more_like_this_has_its_own_larger_budget(api, settings):
-    settings.ANON_SEARCH_RATE = "1/minute"
-    settings.ANON_SIMILAR_RATE = "3/minute"
+    settings.REVIMG_ANON_SEARCH_RATE = "1/minute"
+    settings.REVIMG_ANON_SIMILAR_RATE = "3/minute"
     image = next(iter(make_catalog(classes=2, per_class=3).values()))[0]
     similar = f"/api/images/{image.pk}/similar/?k=2"
 
@@ -90,8 +90,8 @@ def test_more_like_this_has_its_own_larger_budget(api, settings):
 
 
 def test_the_page_counts_more_like_this_apart_from_uploads(client, settings):
-    settings.ANON_SEARCH_RATE = "1/minute"
-    settings.ANON_SIMILAR_RATE = "2/minute"
+    settings.REVIMG_ANON_SEARCH_RATE = "1/minute"
+    settings.REVIMG_ANON_SIMILAR_RATE = "2/minute"
     image = next(iter(make_catalog(classes=2, per_class=3).values()))[0]
 
     uploads = statuses(lambda: client.post("/", {}), 2)
@@ -103,13 +103,13 @@ def test_the_page_counts_more_like_this_apart_from_uploads(client, settings):
 def test_the_client_address_is_the_socket_unless_proxies_are_trusted(rf, settings):
     request = rf.get("/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.7, 198.51.100.9")
 
-    settings.TRUSTED_PROXIES = 0
+    settings.REVIMG_TRUSTED_PROXIES = 0
     assert client_ip(request) == "10.0.0.5"
-    settings.TRUSTED_PROXIES = 1
+    settings.REVIMG_TRUSTED_PROXIES = 1
     assert client_ip(request) == "198.51.100.9"  # appended by our one proxy
-    settings.TRUSTED_PROXIES = 2
+    settings.REVIMG_TRUSTED_PROXIES = 2
     assert client_ip(request) == "203.0.113.7"
-    settings.TRUSTED_PROXIES = 5  # more than the hops given: the leftmost, never past the header
+    settings.REVIMG_TRUSTED_PROXIES = 5  # more than the hops given: the leftmost, never past the header
     assert client_ip(request) == "203.0.113.7"
 
 

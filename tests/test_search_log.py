@@ -26,8 +26,8 @@ LINE = re.compile(
 
 @pytest.fixture(autouse=True)
 def no_throttle(settings):
-    settings.ANON_SEARCH_RATE = None
-    settings.ANON_SIMILAR_RATE = None
+    settings.REVIMG_ANON_SEARCH_RATE = None
+    settings.REVIMG_ANON_SIMILAR_RATE = None
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_a_url_search_logs_nothing_of_the_url(catalog, search_log, caplog, https
     httpserver.expect_request("/albums/alice-smith/holiday.jpg").respond_with_data(
         picture_bytes(5), content_type="image/jpeg"
     )
-    settings.URL_ALLOWED_PRIVATE_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
+    settings.REVIMG_URL_ALLOWED_PRIVATE_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
     url = httpserver.url_for("/albums/alice-smith/holiday.jpg") + "?token=s3cr3tvalue&user=alice"
 
     api = APIClient().post("/api/search/", {"url": url, "k": 2}, format="json")

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def no_throttle(settings):
-    settings.ANON_SEARCH_RATE = None
-    settings.ANON_SIMILAR_RATE = None
+    settings.REVIMG_ANON_SEARCH_RATE = None
+    settings.REVIMG_ANON_SIMILAR_RATE = None
 
 
 def test_the_page_offers_a_file_a_camera_and_a_url(client):
@@ -76,7 +76,7 @@ def test_more_like_this_of_an_unknown_picture_is_a_404_page(client):
 
 
 def test_the_page_is_throttled_like_the_api(client, settings):
-    settings.ANON_SEARCH_RATE = "1/minute"
+    settings.REVIMG_ANON_SEARCH_RATE = "1/minute"
     cache.clear()
 
     client.post("/", {})

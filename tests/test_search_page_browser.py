@@ -17,8 +17,8 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def page(browser, settings):
-    settings.ANON_SEARCH_RATE = None
-    settings.ANON_SIMILAR_RATE = None
+    settings.REVIMG_ANON_SEARCH_RATE = None
+    settings.REVIMG_ANON_SIMILAR_RATE = None
     cache.clear()
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -43,7 +43,7 @@ def photo_catalog(caltech):
     return caltech
 
 
-def test_uploading_a_photo_shows_the_verdict_and_similar_pictures(page, live_server, photo_catalog, tmp_path):
+def test_uploading_a_photo_shows_the_verdict_and_similar_pictures(page, live_server, photo_catalog):
     query = sorted((photo_catalog / "Faces").iterdir())[20]  # not in the catalog itself
 
     page.goto(live_server.url)
@@ -58,7 +58,6 @@ def test_uploading_a_photo_shows_the_verdict_and_similar_pictures(page, live_ser
     assert cards.first.locator(".label").inner_text() == "Faces"
     assert cards.first.locator(".more").get_attribute("href").startswith("/?similar=")
     assert page.locator("#results img").first.evaluate("img => img.complete && img.naturalWidth > 0")
-    page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
 
     cards.nth(1).locator(".more").click()  # "more like this" from a result
     page.wait_for_selector("#answer .from")
@@ -130,9 +129,9 @@ def test_a_file_that_is_not_a_picture_gets_an_error_in_plain_words(page, live_se
     assert page.locator("#error").inner_text().startswith("That file is not a picture we can read.")
 
 
-def test_the_page_fits_a_phone_screen(browser, live_server, tmp_path, settings):
-    settings.ANON_SEARCH_RATE = None
-    settings.ANON_SIMILAR_RATE = None
+def test_the_page_fits_a_phone_screen(browser, live_server, settings):
+    settings.REVIMG_ANON_SEARCH_RATE = None
+    settings.REVIMG_ANON_SIMILAR_RATE = None
     make_catalog(classes=2, per_class=4)
     picture = io.BytesIO()
     Image.fromarray(skimage_data.chelsea()).save(picture, format="JPEG")
@@ -148,5 +147,4 @@ def test_the_page_fits_a_phone_screen(browser, live_server, tmp_path, settings):
 
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert page.locator("#search-button").is_visible()
-    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
     context.close()

@@ -38,7 +38,7 @@ def production_env(**extra):
     env.update(
         DJANGO_ALLOWED_HOSTS="search.example.org",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(60),
-        REVIMG_DATA_DIR=str(django_settings.DATA_DIR),
+        REVIMG_DATA_DIR=str(django_settings.REVIMG_DATA_DIR),
         REVIMG_DB_NAME=connection.settings_dict["NAME"],
         **extra,
     )
@@ -207,7 +207,7 @@ def test_the_api_docs_page_has_no_inline_script(client):
 
 @pytest.mark.django_db
 def test_a_result_page_has_no_inline_style(client, settings):
-    settings.ANON_SEARCH_RATE = settings.ANON_SIMILAR_RATE = None
+    settings.REVIMG_ANON_SEARCH_RATE = settings.REVIMG_ANON_SIMILAR_RATE = None
     images = next(iter(make_catalog(classes=2, per_class=4).values()))
 
     page = client.get(f"/?similar={images[0].pk}").content.decode()
@@ -310,7 +310,7 @@ def log_in_to_the_admin(page, url):
 def test_the_pages_run_under_their_policies_without_violations(
     watched_page, live_server, settings, django_user_model
 ):
-    settings.ANON_SEARCH_RATE = settings.ANON_SIMILAR_RATE = None
+    settings.REVIMG_ANON_SEARCH_RATE = settings.REVIMG_ANON_SIMILAR_RATE = None
     page, problems = watched_page
     images = next(iter(make_catalog(classes=2, per_class=3).values()))
     django_user_model.objects.create_superuser("curator", "curator@example.org", "a long test password")

@@ -1,5 +1,10 @@
 """Settings come from the environment and refuse bad values loudly."""
 
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -49,3 +54,33 @@ def test_an_installation_makes_its_secret_once_and_keeps_it_private(tmp_path):
     assert installation_secret(path) == first
     assert path.stat().st_mode & 0o777 == 0o600
     assert installation_secret(tmp_path / "other" / "secret_key") != first
+
+
+def test_first_starts_racing_on_a_fresh_data_dir_all_read_one_whole_secret(tmp_path, monkeypatch):
+    path = tmp_path / "data" / "secret_key"
+    starters = 16
+    together = threading.Barrier(starters)
+    make_secret = secrets.token_urlsafe
+
+    def slow_secret(size):  # widens the window between claiming the file and filling it
+        time.sleep(0.05)
+        return make_secret(size)
+
+    monkeypatch.setattr(secrets, "token_urlsafe", slow_secret)
+
+    def start(_):
+        together.wait()
+        return installation_secret(path)
+
+    with ThreadPoolExecutor(starters) as pool:
+        keys = set(pool.map(start, range(starters)))
+
+    assert len(keys) == 1 and len(keys.pop()) >= 50
+    assert [p.name for p in path.parent.iterdir()] == ["secret_key"]  # no temporary file left behind
+
+
+def test_an_empty_secret_file_is_refused_not_used(tmp_path):
+    path = tmp_path / "secret_key"
+    path.write_text("")
+    with pytest.raises(ImproperlyConfigured, match="empty"):
+        installation_secret(path)

@@ -4,11 +4,12 @@ import socket
 from io import StringIO
 
 import pytest
-from crawl_server import fake_wikimedia, picture_bytes, standard_scenario
 from django.core.management import call_command
 
-from catalog import http, store
+from catalog import store
+from catalog.http import crawler as http
 from catalog.models import CatalogImage, WikidataClass
+from tests.crawl_server import picture_bytes, standard_scenario
 
 pytestmark = pytest.mark.django_db
 
@@ -63,10 +64,9 @@ def test_offline_it_imports_the_starter_folder(offline, settings, tmp_path):
 
 
 @pytest.mark.slow
-def test_online_it_crawls_a_starter_catalog(httpserver, wikimedia_fixtures, settings):
-    for wiki in fake_wikimedia(httpserver, wikimedia_fixtures, settings):
-        standard_scenario(wiki)
-        settings.REVIMG_STARTER_CLASSES = 3
-        lines = starter()
-        assert lines[0] == "Crawling a starter catalog of 3 classes from Wikimedia..."
-        assert CatalogImage.objects.searchable().count() == 2  # book's own image and Douglas Adams'
+def test_online_it_crawls_a_starter_catalog(wiki, settings):
+    standard_scenario(wiki)
+    settings.REVIMG_STARTER_CLASSES = 3
+    lines = starter()
+    assert lines[0] == "Crawling a starter catalog of 3 classes from Wikimedia..."
+    assert CatalogImage.objects.searchable().count() == 2  # book's own image and Douglas Adams'

@@ -1,15 +1,25 @@
 """The suspect finder: planted outliers and duplicates come first, and curators' decisions stick."""
 
 import io
+import re
+import weakref
 
 import pytest
-from catalog_factories import centre, make_catalog, make_image, near, picture_bytes, same_pixels_other_bytes
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from catalog import curation
+from catalog import curation, suspects
 from catalog.models import CatalogImage, Suspect, hnsw_scan
-from catalog.suspects import NEIGHBOURS_SQL, find_suspects
+from catalog.suspects import backfill_phashes, find_suspects, neighbours_sql
+from tests.catalog_factories import (
+    centre,
+    make_catalog,
+    make_image,
+    near,
+    picture_bytes,
+    same_pixels_other_bytes,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -101,11 +111,21 @@ def test_images_stored_before_perceptual_hashes_get_one(catalog):
 
 
 def test_images_of_a_class_smaller_than_k_are_not_outliers_for_lacking_neighbours():
-    make_catalog(classes=4, per_class=6)  # 6 images: only 5 same-class places among 10 neighbours
+    first, second, *_ = make_catalog(classes=4, per_class=6)
+    # The first class now has 7 images: only 6 same-class places among 10 neighbours, so only the first 6
+    # neighbours of its images are counted; the stray's first 6 are the second class's 6 images.
+    stray = make_image(first, 500, vector=near(centre(second.pk), 500))
 
     find_suspects()
 
-    assert all("in other classes" not in s.reason for s in open_suspects(Suspect.Kind.OUTLIER))
+    votes = [
+        (s.image, re.search(r"(\d+) of (\d+) nearest neighbours in other classes", s.reason))
+        for s in open_suspects(Suspect.Kind.OUTLIER)
+    ]
+    counted = {image: (int(found[1]), int(found[2])) for image, found in votes if found}
+    assert counted.pop(stray) == (6, 6)
+    # The others count at most the stray among the places their class can fill, never the places beyond.
+    assert all(foreign <= 1 and voted <= 6 for foreign, voted in counted.values())
 
 
 def test_the_commands_report_what_they_did(catalog):
@@ -122,11 +142,46 @@ def test_the_commands_report_what_they_did(catalog):
 def test_the_neighbour_query_scans_the_hnsw_index_for_each_image(catalog):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE catalog_catalogimage")
-    params = {"excluded": CatalogImage.Status.EXCLUDED, "k": 10, "after": 0, "upto": 10**9}
+    sql, params = neighbours_sql(10, 0, 10**9)
 
     # The same scan settings as suspects.neighbours() runs it in.
     with hnsw_scan(10), connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + NEIGHBOURS_SQL, params)
+        cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
     assert "Index Scan using image_embedding_hnsw" in plan
+
+
+def test_backfilling_an_empty_queryset_hashes_nothing(catalog):
+    CatalogImage.objects.update(phash="")
+
+    assert backfill_phashes(CatalogImage.objects.none()) == (0, 0)
+    assert not CatalogImage.objects.exclude(phash="").exists()
+
+
+def test_neighbour_rows_are_used_as_they_come_never_held_together(catalog, monkeypatch):
+    alive, seen, most_alive = weakref.WeakSet(), 0, 0
+    every_row = suspects.neighbours
+
+    def watched(k):
+        nonlocal seen, most_alive
+        for row in every_row(k):
+            most_alive = max(most_alive, len(alive))
+            alive.add(row)
+            seen += 1
+            yield row
+
+    monkeypatch.setattr(suspects, "neighbours", watched)
+    find_suspects()
+
+    assert seen == 30 * 10 and most_alive <= 1
+
+
+def test_vectors_are_read_in_binary_form_never_parsed_from_text(catalog):
+    with CaptureQueriesContext(connection) as queries:
+        find_suspects()
+
+    selected = [re.split(r"\sFROM\s", q["sql"], maxsplit=1)[0] for q in queries.captured_queries]
+    as_text = re.compile(r'(?<!vector_send\()"catalog_catalogimage"\."embedding"(?=,|$| AS )')
+    assert [s for s in selected if as_text.search(s)] == []
+    assert any("vector_send(" in s for s in selected)

@@ -15,8 +15,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from catalog import netguard
-from catalog.http import UntrustedFetchError, fetch_untrusted_image
+from catalog.http import netguard
+from catalog.http.untrusted import UntrustedFetchError, fetch_untrusted_image
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
 MB = 2**20

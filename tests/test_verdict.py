@@ -3,7 +3,18 @@
 import numpy as np
 import pytest
 
-from search.verdict import NEIGHBOURS, ClassStats, Neighbour, class_stats, judge
+from search.verdict import (
+    BIAS,
+    NEIGHBOURS,
+    TYPICAL_TIGHTNESS,
+    WEIGHT_CENTROID,
+    WEIGHT_SHARE,
+    WEIGHT_TIGHTNESS,
+    ClassStats,
+    Neighbour,
+    class_stats,
+    judge,
+)
 
 
 def neighbours(*pairs):
@@ -51,7 +62,6 @@ def test_class_scores_are_shares_that_sum_to_one_best_first():
 def test_confidence_rises_with_similarity_when_nothing_else_changes():
     confidences = [judge(scattered(top=top)).confidence for top in np.linspace(0.2, 1.0, 17)]
 
-    assert all(0.0 <= c <= 1.0 for c in confidences)
     assert confidences == sorted(confidences)
     assert confidences[-1] > confidences[0]
 
@@ -63,10 +73,22 @@ def test_confidence_falls_when_other_classes_close_in():
     assert contested.confidence < lonely.confidence
 
 
-def test_confidence_stays_in_range_at_the_extremes():
+def logistic(centroid_similarity, share, tightness):
+    """The documented confidence, worked out here from the fitted constants."""
+    logit = WEIGHT_CENTROID * centroid_similarity + WEIGHT_SHARE * share + WEIGHT_TIGHTNESS * tightness + BIAS
+    return 1 / (1 + np.exp(-logit))
+
+
+def test_confidence_at_the_extremes_is_the_logistic_of_a_tied_vote():
+    # Two classes tied at one similarity: each has half the vote, the closeness is that similarity, and
+    # without class statistics the tightness is the typical one.
     for similarity in (-1.0, 0.0, 1.0):
         result = judge(neighbours((1, similarity), (2, similarity)))
-        assert 0.0 <= result.confidence <= 1.0
+
+        assert result.confidence == pytest.approx(logistic(similarity, 0.5, TYPICAL_TIGHTNESS), rel=1e-9)
+        assert [c.score for c in result.classes] == [0.5, 0.5]
+    assert judge(neighbours((1, 1.0), (2, 1.0))).confidence == pytest.approx(0.99643, abs=1e-5)
+    assert judge(neighbours((1, -1.0), (2, -1.0))).confidence < 1e-10
 
 
 def test_order_of_the_neighbour_list_does_not_matter():
@@ -86,7 +108,8 @@ def test_a_single_neighbour_is_judged():
 
     assert result.classes[0].class_id == 5
     assert result.classes[0].score == pytest.approx(1.0)
-    assert 0.0 <= result.confidence <= 1.0
+    assert result.confidence == pytest.approx(logistic(0.9, 1.0, TYPICAL_TIGHTNESS), rel=1e-9)
+    assert result.match
 
 
 def unit(vector):
@@ -150,23 +173,30 @@ def test_confidence_rises_as_the_query_nears_the_class_centroid():
     assert confidences[-1] > confidences[0]
 
 
+def auroc(scores, positive):
+    """Share of (positive, negative) pairs in which the positive scores higher (a tie counts half)."""
+    scores, positive = np.asarray(scores, float), np.asarray(positive, bool)
+    above = scores[positive][:, None] - scores[~positive][None, :]
+    return float(np.mean((above > 0) + 0.5 * (above == 0)))
+
+
 @pytest.fixture
 def real_photos(caltech):
     """12 photos of each of 10 Caltech classes, embedded by the project's model: (vectors, class index)."""
-    from bench.eval_verdict import dataset_files, embed_files
+    from catalog.embedding import get_embedder
+    from catalog.imagefile import open_image
 
-    files = dataset_files(caltech)
+    files = [(path, path.parent.name) for path in sorted(caltech.glob("*/*.jpg"))]
     # Every fifth class from the second on: includes garfield and snoopy, two cartoon classes easily confused.
     classes = sorted({name for _, name in files})[1::5]
     chosen = [(path, classes.index(name)) for path, name in files if name in classes]
     chosen = [pair for c in range(len(classes)) for pair in [p for p in chosen if p[1] == c][:12]]
-    return embed_files([path for path, _ in chosen]), np.array([c for _, c in chosen])
+    vectors = get_embedder().embed([open_image(path.read_bytes()) for path, _ in chosen])
+    return vectors, np.array([c for _, c in chosen])
 
 
 @pytest.mark.slow
 def test_real_photos_of_absent_classes_get_lower_confidence_than_photos_of_catalog_classes(real_photos):
-    from bench.eval_verdict import auroc
-
     vectors, classes = real_photos
     absent = np.isin(classes, [0, 3, 6, 9])
     first_half = np.concatenate([np.arange(12) < 6] * 10)

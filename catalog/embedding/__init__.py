@@ -26,11 +26,11 @@ DEFAULT_BATCH_SIZE = 32
 
 
 def default_cache_dir() -> Path:
-    """settings.MODEL_CACHE_DIR under Django, else the user's cache directory."""
+    """settings.REVIMG_MODEL_CACHE_DIR under Django, else the user's cache directory."""
     from django.conf import settings
 
     if settings.configured or os.environ.get("DJANGO_SETTINGS_MODULE"):
-        return Path(settings.MODEL_CACHE_DIR)
+        return Path(settings.REVIMG_MODEL_CACHE_DIR)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "revimg" / "models"
 
 
@@ -156,7 +156,7 @@ class Embedder:
 def _configured_threads() -> int | None:
     from django.conf import settings
 
-    return (settings.EMBED_THREADS or None) if settings.configured else None
+    return (settings.REVIMG_EMBED_THREADS or None) if settings.configured else None
 
 
 _shared_embedder: Embedder | None = None

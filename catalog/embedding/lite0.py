@@ -176,17 +176,6 @@ def load_or_build(cache_path: Path) -> keras.Model:
     return model
 
 
-def configure_threads() -> None:
-    """Use every core for the ops themselves; the model is one chain, so parallel ops gain nothing."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(cores)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        # TensorFlow was already initialised by other code in this process; keep its choice.
-        logger.debug("TensorFlow already initialised; thread settings unchanged")
-
-
 def inference_function(model: keras.Model) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The model in TensorFlow itself, FP32, in a tf.function (faster than model.predict): the reference
     the ONNX Runtime path is checked against in tests and bench/embed_throughput.py."""

@@ -1,18 +1,9 @@
-"""What the crawl commands share: a progress bar on a terminal, and their common options."""
+"""What the crawl commands share besides the progress bar (catalog.progress): their summary lines, and
+SIGTERM handled as Ctrl-C."""
 
 import functools
 import signal
-import sys
 import threading
-
-from tqdm import tqdm
-
-
-def progress_bar(enabled=True):
-    """A progress(items, label) wrapper showing a bar on stderr when it is a terminal, else None."""
-    if not enabled or not sys.stderr.isatty():
-        return None
-    return lambda items, label=None: tqdm(items, desc=label, file=sys.stderr, dynamic_ncols=True)
 
 
 def describe(kind, recorder):

@@ -9,7 +9,9 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
     def get_connection_params(self):
         socket_dir = socket_dir_for(self.settings_dict["PGDATA"])
         self.settings_dict["HOST"] = socket_dir
-        # Django creates test databases itself (connecting with NAME None); the main one is ours to create.
+        # The main database is ours to create. Test databases are not: Django creates (and drops) them itself,
+        # connecting with NAME None, and a process started by a test (REVIMG_DB_NAME=test_..., see settings)
+        # joins pytest's, which must already exist; creating it here would race Django's own creation.
         name = self.settings_dict["NAME"]
         if name and not name.startswith("test_") and name != "postgres":
             ensure_database(socket_dir, self.settings_dict["USER"], name)

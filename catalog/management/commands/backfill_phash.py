@@ -1,8 +1,6 @@
-import sys
-
 from django.core.management.base import BaseCommand
-from tqdm import tqdm
 
+from catalog.progress import progress_bar
 from catalog.suspects import backfill_phashes
 
 
@@ -13,7 +11,5 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="Do not show a progress bar")
 
     def handle(self, no_progress=False, **options):
-        show_bar = not no_progress and sys.stderr.isatty()
-        progress = (lambda rows: tqdm(rows, unit="img", file=sys.stderr)) if show_bar else None
-        done, failed = backfill_phashes(progress=progress)
+        done, failed = backfill_phashes(progress=progress_bar(not no_progress, unit="img"))
         self.stdout.write(self.style.SUCCESS(f"{done} hashed, {failed} failed"))

@@ -1,9 +1,7 @@
-import sys
-
 from django.core.management.base import BaseCommand
-from tqdm import tqdm
 
 from catalog.classstats import refresh
+from catalog.progress import progress_bar
 
 
 class Command(BaseCommand):
@@ -16,6 +14,5 @@ class Command(BaseCommand):
         parser.add_argument("class_ids", nargs="*", type=int, help="Class ids (default: every class)")
 
     def handle(self, class_ids, **options):
-        progress = (lambda ids: tqdm(ids, unit="class", file=sys.stderr)) if sys.stderr.isatty() else None
-        count = refresh(class_ids or None, progress=progress)
+        count = refresh(class_ids or None, progress=progress_bar(unit="class"))
         self.stdout.write(self.style.SUCCESS(f"{count} classes recomputed, the others were up to date"))

@@ -2,8 +2,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog import http
-from ingest.management.progress import describe, interrupt_on_sigterm, progress_bar
+from catalog.http import crawler as http
+from catalog.progress import progress_bar
+from ingest.management.progress import describe, interrupt_on_sigterm
 from ingest.pipeline import run_classes
 
 

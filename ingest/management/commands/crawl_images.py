@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ingest.management.progress import describe, interrupt_on_sigterm, progress_bar
+from catalog.progress import progress_bar
+from ingest.management.progress import describe, interrupt_on_sigterm
 from ingest.pipeline import catalog_class_ids, run_images
 
 

@@ -1,8 +1,6 @@
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from catalog.progress import progress_bar
 from ingest.local import import_folder
 
 
@@ -14,10 +12,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="Do not show a progress bar")
 
     def handle(self, directory, no_progress=False, **options):
-        show_bar = not no_progress and sys.stderr.isatty()
-        progress = (lambda items: tqdm(items, unit="img", file=sys.stderr)) if show_bar else None
         try:
-            summary = import_folder(directory, progress=progress)
+            summary = import_folder(directory, progress=progress_bar(not no_progress, unit="img"))
         except (NotADirectoryError, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from exc
         for path, reason in summary.failures:

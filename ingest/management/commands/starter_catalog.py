@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from catalog.progress import progress_bar
 from ingest import starter
-from ingest.management.progress import progress_bar
 
 
 class Command(BaseCommand):

@@ -1,9 +1,9 @@
-"""The one module that talks to the outside world over HTTP.
+"""The polite client: how the crawler (and only trusted code) talks to Wikimedia and other hosts we chose.
 
-Everything outbound goes through here so that politeness is decided in one place: a User-Agent that says
-who we are, one request at a time per process, one shared pace per host across processes (through Redis
-when configured), timeouts on every call, gzip, retries with backoff only for errors that may pass
-(connection trouble, timeouts, 5xx, 429, MediaWiki's maxlag), and Retry-After honoured.
+Politeness is decided in one place: a User-Agent that says who we are, one request at a time per process,
+one shared pace per host across processes (through Redis when configured), timeouts on every call, gzip,
+retries with backoff only for errors that may pass (connection trouble, timeouts, 5xx, 429, MediaWiki's
+maxlag), and Retry-After honoured. Never for a URL a person gave us: that is untrusted.py's.
 
 Errors say whether they are worth retrying: TransientHTTPError may pass later, PermanentHTTPError will not.
 """
@@ -12,19 +12,16 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
-import urllib3
 from django.conf import settings
 
-from . import netguard
+from .common import CHUNK_SIZE, Download, user_agent
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-CHUNK_SIZE = 64 * 1024
 
 
 class HTTPError(Exception):
@@ -51,20 +48,6 @@ class PermanentHTTPError(HTTPError):
 
 class ResponseTooLarge(PermanentHTTPError):
     """The body is larger than the caller allows."""
-
-
-@dataclass
-class Download:
-    url: str  # the final URL, after redirects
-    status: int
-    content: bytes
-    content_type: str
-    headers: dict
-
-
-def user_agent():
-    # Wikimedia's User-Agent policy: a tool name and version, a way to contact its operator, the library.
-    return f"revimg/{settings.REVIMG_VERSION} ({settings.REVIMG_CONTACT}) requests/{requests.__version__}"
 
 
 _local = threading.local()
@@ -219,7 +202,13 @@ def _download_once(url, max_bytes, timeout, headers, allow_redirects):
 
 
 def read_capped(response, max_bytes):
-    """The (decoded) body, refusing more than max_bytes: a gzip bomb is stopped as early as a big file."""
+    """The (decoded) body, refusing more than max_bytes: a gzip bomb is stopped as early as a big file.
+
+    untrusted.py has its own capped loop on purpose: there the body is raw urllib3 bytes (no content-coding
+    is accepted), read with read1 against one deadline, and every failure is a Refusal for a person; here it
+    is requests' decoded stream, and failures are Transient/PermanentHTTPError for the retry loop. Sharing
+    one loop would mean sharing the exceptions, which is what keeping the two clients apart is for.
+    """
     chunks, size = [], 0
     try:
         for chunk in response.iter_content(CHUNK_SIZE):
@@ -232,11 +221,6 @@ def read_capped(response, max_bytes):
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
         raise TransientHTTPError(f"GET {response.url}: body cut short: {exc}", response.url) from exc
     return b"".join(chunks)
-
-
-def probe(url, timeout=3.0):
-    """True when url answers at all (any HTTP status) within timeout; one try, no retries."""
-    return unreachable_reason(url, timeout) is None
 
 
 def unreachable_reason(url, timeout=3.0):
@@ -324,147 +308,3 @@ def rate_limiter():
             _limiter = LocalRateLimiter(settings.REVIMG_HTTP_MIN_INTERVAL)
         _limiter_key = key
     return _limiter
-
-
-# --- Fetching a URL a stranger gave us (search by URL) ---------------------------------------------------
-#
-# Not the crawler's path above: the person is waiting, so there are no retries and no shared pace, and the
-# address is not ours to trust. catalog.netguard decides which addresses may be reached; here we connect to
-# exactly the address it checked (Host header and TLS SNI keep the name), follow redirects one hop at a
-# time through the same check, and stop reading at the size cap.
-
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-MAX_REDIRECTS = 5
-CONNECT_TIMEOUT = 3.0
-
-
-class UntrustedFetchError(Exception):
-    """A user's URL we would not or could not fetch: `code` for programs, `message` for people, `status`
-    for the HTTP answer we give them (413 when the picture is too large, 400 otherwise)."""
-
-    def __init__(self, code, message, status=400):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-def fetch_untrusted_image(url, max_bytes, *, timeout=None, allowed_private=None, max_redirects=MAX_REDIRECTS):
-    """GET a picture from a URL given by a user; returns a Download. Raises UntrustedFetchError.
-
-    timeout: seconds for the whole fetch, redirects included (default settings.URL_FETCH_TIMEOUT).
-    allowed_private: "host:port" strings that may be private addresses (default the setting, for tests).
-    """
-    timeout = settings.URL_FETCH_TIMEOUT if timeout is None else timeout
-    allowed = settings.URL_ALLOWED_PRIVATE_HOSTS if allowed_private is None else allowed_private
-    deadline = time.monotonic() + timeout
-    for _hop in range(max_redirects + 1):
-        target = _checked_target(url, allowed)
-        response, pool = _open_pinned(target, deadline)
-        try:
-            if response.status not in REDIRECT_STATUSES:
-                return _read_image_response(url, response, max_bytes, deadline)
-            url = _redirect_location(url, response)
-        finally:
-            response.close()  # never reused: each hop connects afresh to its own checked address
-            pool.close()
-    raise UntrustedFetchError("url_redirects", f"The address redirected more than {max_redirects} times.")
-
-
-def _checked_target(url, allowed):
-    try:
-        return netguard.check_url(url, allowed)
-    except netguard.AddressRefused as exc:
-        raise UntrustedFetchError(exc.code, exc.message) from exc
-
-
-def _open_pinned(target, deadline):
-    """Send the GET to the first checked address that accepts a connection; (response, pool)."""
-    headers = {
-        "Host": target.host_header,
-        "User-Agent": user_agent(),
-        "Accept": "image/*",
-        # Pictures are compressed already; refusing content-coding also rules out a gzip bomb.
-        "Accept-Encoding": "identity",
-    }
-    for index, address in enumerate(target.addresses):
-        pool = _pool(target, str(address), _remaining(deadline))
-        try:
-            response = pool.urlopen(
-                "GET", target.path, headers=headers, redirect=False, retries=False,
-                preload_content=False, decode_content=False, assert_same_host=False,
-            )  # fmt: skip
-            return response, pool
-        except urllib3.exceptions.HTTPError as exc:
-            pool.close()
-            # A refused connection may be one address family the machine cannot reach: try the next.
-            connect_failed = isinstance(exc, urllib3.exceptions.NewConnectionError)
-            if not connect_failed or index == len(target.addresses) - 1:
-                raise _fetch_failure(exc) from exc
-    raise AssertionError("check_url returns at least one address")
-
-
-def _pool(target, address, seconds):
-    timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, seconds), read=seconds)
-    if target.scheme == "http":
-        return urllib3.HTTPConnectionPool(address, target.port, timeout=timeout, maxsize=1, retries=False)
-    return urllib3.HTTPSConnectionPool(
-        address, target.port, timeout=timeout, maxsize=1, retries=False,
-        server_hostname=target.host, assert_hostname=target.host,
-        cert_reqs="CERT_REQUIRED", ca_certs=requests.certs.where(),
-    )  # fmt: skip
-
-
-def _remaining(deadline):
-    seconds = deadline - time.monotonic()
-    if seconds <= 0:
-        raise UntrustedFetchError("url_timeout", "The address took too long to answer.")
-    return seconds
-
-
-def _fetch_failure(exc):
-    # NewConnectionError is a subclass of ConnectTimeoutError in urllib3 2: ask about it first.
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return UntrustedFetchError("url_unreachable", "The address could not be reached.")
-    if isinstance(exc, urllib3.exceptions.TimeoutError):
-        return UntrustedFetchError("url_timeout", "The address took too long to answer.")
-    if isinstance(exc, urllib3.exceptions.SSLError):
-        return UntrustedFetchError(
-            "url_tls", "The address's secure connection (HTTPS) could not be verified."
-        )
-    return UntrustedFetchError("url_unreachable", "The address could not be reached.")
-
-
-def _redirect_location(url, response):
-    location = response.headers.get("Location")
-    if not location:
-        raise UntrustedFetchError(
-            "url_status", f"The address answered HTTP {response.status} without a target."
-        )
-    return urljoin(url, location)
-
-
-def _read_image_response(url, response, max_bytes, deadline):
-    if response.status != 200:
-        raise UntrustedFetchError("url_status", f"The address answered with HTTP status {response.status}.")
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
-    chunks, size = [], 0
-    try:
-        # read1: whatever has arrived, so a server that sends a byte at a time still meets the deadline.
-        while chunk := response.read1(CHUNK_SIZE):
-            size += len(chunk)
-            if size > max_bytes:
-                raise _too_large(max_bytes)
-            chunks.append(chunk)
-            _remaining(deadline)
-    except (OSError, urllib3.exceptions.HTTPError) as exc:
-        raise UntrustedFetchError("url_unreachable", "The address stopped sending before the end.") from exc
-    return Download(url, response.status, b"".join(chunks), response.headers.get("Content-Type", ""), {})
-
-
-def _too_large(max_bytes):
-    return UntrustedFetchError(
-        "too_large", f"The picture is larger than {max_bytes // 2**20} MB.", status=413
-    )

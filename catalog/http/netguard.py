@@ -13,6 +13,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from catalog.errors import Refusal
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # IPv6 prefixes that carry an IPv4 address inside: the IPv4 address is where the packets end up.
@@ -20,13 +22,8 @@ NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 
-class AddressRefused(ValueError):
+class AddressRefused(Refusal):
     """A URL we will not fetch; the message is meant for the person who gave it."""
-
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
