@@ -404,17 +404,18 @@ class CatalogImageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-embed with the current model", permissions=["change"])
     def reembed_images(self, request, queryset):
-        ids = list(queryset.values_list("pk", flat=True))
-        result = tasks.reembed_images.delay(ids)
-        curation.record(request.user, list(queryset.defer("embedding")), "Re-embed requested")
-        self.message_user(request, _task_message(f"Re-embedding {len(ids)} image(s)", result))
+        self._queue(request, queryset, tasks.reembed_images, "Re-embed requested", "Re-embedding")
 
     @admin.action(description="Re-fetch from the source URL", permissions=["change"])
     def refetch_images(self, request, queryset):
+        self._queue(request, queryset, tasks.refetch_images, "Re-fetch requested", "Re-fetching")
+
+    def _queue(self, request, queryset, task, history, doing):
+        """Hand the images to a task (a worker, or this process without a broker), noted in their History."""
         ids = list(queryset.values_list("pk", flat=True))
-        result = tasks.refetch_images.delay(ids)
-        curation.record(request.user, list(queryset.defer("embedding")), "Re-fetch requested")
-        self.message_user(request, _task_message(f"Re-fetching {len(ids)} image(s)", result))
+        result = task.delay(ids)
+        curation.record(request.user, list(queryset.defer("embedding")), history)
+        self.message_user(request, _task_message(f"{doing} {len(ids)} image(s)", result))
 
     @admin.action(description="Make it its class's main image", permissions=["change"])
     def make_main_image(self, request, queryset):

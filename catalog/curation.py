@@ -25,17 +25,24 @@ def record(user, objects, message):
 def _set_status(ids, status, reason, user, message):
     """Move the images in ids that are not in status yet to it; returns how many changed."""
     with transaction.atomic():
-        changing = list(
-            CatalogImage.objects.filter(pk__in=list(ids))
-            .exclude(status=status)
-            .select_related("wikidata_class")
-            .defer("embedding")
-        )
-        CatalogImage.objects.filter(pk__in=[i.pk for i in changing]).update(
-            status=status, status_reason=reason, updated_at=timezone.now()
-        )
+        changing = _not_yet(ids, status=status)
+        _update(changing, status=status, status_reason=reason)
         record(user, changing, message)
     return len(changing)
+
+
+def _not_yet(ids, **target):
+    """The images in ids whose fields are not all at target yet, with their class (for History messages)."""
+    return list(
+        CatalogImage.objects.filter(pk__in=list(ids))
+        .exclude(**target)
+        .select_related("wikidata_class")
+        .defer("embedding")
+    )
+
+
+def _update(images, **fields):
+    CatalogImage.objects.filter(pk__in=[i.pk for i in images]).update(**fields, updated_at=timezone.now())
 
 
 def exclude(ids, reason, user=None):
@@ -76,15 +83,8 @@ def make_main_image(image_id, user=None):
 def move(ids, wikidata_class, user=None):
     """File images under another class (a picture of a lighthouse found among the windmills)."""
     with transaction.atomic():
-        moving = list(
-            CatalogImage.objects.filter(pk__in=list(ids))
-            .exclude(wikidata_class=wikidata_class)
-            .select_related("wikidata_class")
-            .defer("embedding")
-        )
-        CatalogImage.objects.filter(pk__in=[i.pk for i in moving]).update(
-            wikidata_class=wikidata_class, updated_at=timezone.now()
-        )
+        moving = _not_yet(ids, wikidata_class=wikidata_class)
+        _update(moving, wikidata_class=wikidata_class)
         for image in moving:
             record(user, [image], f"Moved from {image.wikidata_class.label} to {wikidata_class.label}")
         WikidataClass.objects.filter(main_image__in=moving).update(main_image=None)
