@@ -70,8 +70,11 @@ def _wait_until_ready(server, deadline):
 
 
 @contextlib.contextmanager
-def gunicorn_server(tmp_path, env, workers=2):
-    """Run `gunicorn revimg.wsgi` in the repository with env added; yields an AppServer once /readyz is 200."""
+def gunicorn_server(tmp_path, env, workers=2, pid_file=None):
+    """Run `gunicorn revimg.wsgi` in the repository with env added; yields an AppServer once /readyz is 200.
+
+    Its pid file is in tmp_path unless pid_file says where (the data dir's, for `make stop`).
+    """
     port = free_loopback_port()
     full_env = dict(
         os.environ,
@@ -81,7 +84,7 @@ def gunicorn_server(tmp_path, env, workers=2):
         **env,
     )
     log = tmp_path / "gunicorn.log"
-    command = [str(GUNICORN), "revimg.wsgi", "--pid", str(tmp_path / "gunicorn.pid")]
+    command = [str(GUNICORN), "revimg.wsgi", "--pid", str(pid_file or tmp_path / "gunicorn.pid")]
     with log.open("w") as out:
         process = subprocess.Popen(
             command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

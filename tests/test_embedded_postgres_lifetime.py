@@ -156,3 +156,21 @@ def test_embedded_postgres_stop_stops_a_database_left_running(data_dir):
 
     assert status.startswith("running, pid") and stopped.startswith("stopped")
     assert postmaster(data_dir) is None
+
+
+def test_make_stop_stops_the_server_then_its_database(data_dir, tmp_path):
+    manage(data_dir, "migrate", "--no-input")
+    env = {"REVIMG_DATA_DIR": str(data_dir), "REVIMG_DB_NAME": "revimg"}
+    with gunicorn_server(tmp_path, env, pid_file=data_dir / "gunicorn.pid") as server:
+        assert postmaster(data_dir) is not None
+        # The README's stop command, as a person runs it in the checkout.
+        stopping = subprocess.Popen(
+            ["make", "stop"], cwd=BASE_DIR, env=env_for(data_dir), stdout=subprocess.PIPE, text=True
+        )
+        # This test started gunicorn, so it must reap it: until then the master lingers as a zombie, which
+        # `make stop` would take for a server still running.
+        assert server.process.wait(60) == 0  # a graceful stop
+        out, _ = stopping.communicate(timeout=DEADLINE)
+
+    assert stopping.returncode == 0 and "stopping gunicorn" in out
+    assert postmaster(data_dir) is None
