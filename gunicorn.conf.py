@@ -7,6 +7,7 @@ The work of the hooks lives in revimg.serving; this file only says when it runs.
 import os
 
 from revimg import serving
+from revimg.env import env_int
 
 # Where to listen: "127.0.0.1:8000", "0.0.0.0:8000", "[::]:8000" or "unix:/run/revimg.sock".
 bind = [os.environ.get("HOST") or "127.0.0.1:8000"]
@@ -18,11 +19,11 @@ os.environ.setdefault("REVIMG_EMBED_THREADS", str(serving.embed_threads_per_work
 worker_class = "sync"
 # A search takes tens of milliseconds; a minute covers a 20 MB upload on a slow link before the worker
 # is declared stuck and replaced.
-timeout = serving.env_count("REVIMG_WEB_TIMEOUT", 60)
-graceful_timeout = serving.env_count("REVIMG_WEB_GRACEFUL_TIMEOUT", 30)
+timeout = env_int("REVIMG_WEB_TIMEOUT", 60, minimum=1)
+graceful_timeout = env_int("REVIMG_WEB_GRACEFUL_TIMEOUT", 30, minimum=1)
 # Recycle workers now and then so a slow leak in a library never grows without bound; the jitter keeps
 # them from restarting all at once.
-max_requests = serving.env_count("REVIMG_WEB_MAX_REQUESTS", 5000)
+max_requests = env_int("REVIMG_WEB_MAX_REQUESTS", 5000, minimum=1)
 max_requests_jitter = max_requests // 10
 pidfile = str(serving.pid_file())
 # The access log: one line per request, on stderr. The path without its query string, and the worker's

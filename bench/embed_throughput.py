@@ -112,9 +112,10 @@ def configure_tensorflow_threads():
     """Use every core for the ops themselves; the model is one chain, so parallel ops gain nothing."""
     import tensorflow as tf
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from catalog.embedding import usable_cores
+
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(cores)
+        tf.config.threading.set_intra_op_parallelism_threads(usable_cores())
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         print("TensorFlow already initialised; thread settings unchanged", file=sys.stderr)

@@ -10,32 +10,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
+from catalog.embedding import usable_cores
+from revimg.env import env_int
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revimg.settings")
 
 
-def _cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def env_count(name, default):
-    value = os.environ.get(name, "")
-    if not value:
-        return default
-    if not value.isdigit() or int(value) < 1:
-        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, got {value!r}")
-    return int(value)
-
-
 def web_workers():
     """REVIMG_WEB_WORKERS, default one per core (searches are CPU-bound)."""
-    return env_count("REVIMG_WEB_WORKERS", _cores())
+    return env_int("REVIMG_WEB_WORKERS", usable_cores(), minimum=1)
 
 
 def embed_threads_per_worker(workers):
     """The cores shared out between the workers: more model threads would only fight over them."""
-    return max(1, _cores() // workers)
+    return max(1, usable_cores() // workers)
 
 
 def pid_file():

@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 
 from catalog.models import CatalogImage
 from revimg import metrics
-from revimg.settings import env_networks
+from revimg.env import env_networks
 from search import service
 from tests.catalog_factories import centre, make_catalog, picture_bytes
 

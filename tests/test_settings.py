@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from revimg.settings import env_bool, env_float, env_int, env_list, installation_secret
+from revimg.env import env_bool, env_float, env_int, env_list
+from revimg.settings import installation_secret
 
 
 def test_booleans_accept_the_usual_spellings_and_refuse_others(monkeypatch):

@@ -25,6 +25,11 @@ NUM_CLASSES = 1000
 DEFAULT_BATCH_SIZE = 32
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (what nproc prints): the model's threads, shared out by gunicorn."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def default_cache_dir() -> Path:
     """settings.REVIMG_MODEL_CACHE_DIR under Django, else the user's cache directory."""
     from django.conf import settings

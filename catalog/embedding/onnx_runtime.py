@@ -16,19 +16,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from catalog.embedding import usable_cores
+
 logger = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
 OPSET = 17
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or _cores()
+    options.intra_op_num_threads = threads or usable_cores()
     options.inter_op_num_threads = 1  # the model is one chain of ops: nothing to run side by side
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Idle threads otherwise spin for a while after each op, taking the CPU from the threads that decode and
