@@ -131,6 +131,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view that cannot reach the database answers 503 with Retry-After (JSON under /api/).
+    "revimg.errorpages.DatabaseOutageMiddleware",
     # Last, as axes asks: it turns a login refused during a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

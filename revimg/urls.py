@@ -16,3 +16,9 @@ urlpatterns = [
     # (or hands them to one with X-Accel-Redirect, see revimg/media.py).
     path("media/<path:path>", media, name="media"),
 ]
+
+# Failures outside the views' own refusals: JSON under /api/, a plain page elsewhere (revimg.errorpages).
+handler400 = "revimg.errorpages.bad_request"
+handler403 = "revimg.errorpages.permission_denied"
+handler404 = "revimg.errorpages.page_not_found"
+handler500 = "revimg.errorpages.server_error"

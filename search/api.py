@@ -14,6 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from catalog.errors import Refusal
 from catalog.models import CatalogImage, WikidataClass, searchable_q
+from revimg.errorpages import error_body
 
 from . import searchlog, service
 from .inputs import QueryError, parse_k, query_image
@@ -33,10 +34,6 @@ ERRORS = {
     429: OpenApiResponse(ErrorSerializer, description="Too many searches; see Retry-After"),
 }
 K_PARAMETER = OpenApiParameter("k", int, description=f"How many images, 1 to {service.MAX_K} (default 10)")
-
-
-def error_body(code, message):
-    return {"error": {"code": code, "message": message}}
 
 
 def exception_handler(exc, context):
