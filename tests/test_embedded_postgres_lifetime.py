@@ -140,3 +140,21 @@ def test_make_stop_stops_the_server_then_its_database(data_dir, tmp_path):
 
     assert stopping.returncode == 0 and "stopping gunicorn" in out
     assert postmaster(data_dir) is None
+
+
+def test_a_holder_killed_outright_does_not_keep_the_database_running(data_dir):
+    manage(data_dir, "migrate", "--no-input")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", CONNECT_AND_WAIT, str(data_dir / "never")],
+        cwd=BASE_DIR,
+        env=env_for(data_dir),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip()
+    holder.kill()  # its pid stays in the list of holders
+    holder.wait(30)
+
+    manage(data_dir, "migrate", "--no-input")  # joins, then leaves as the last live holder
+
+    assert postmaster(data_dir) is None
