@@ -229,8 +229,8 @@ def print_cpu(result, label, with_client=True):
 
 
 def post_search(port, query, timeout):
-    """Send one upload; (status, ms). A new connection each time: gunicorn's sync workers close after every
-    answer anyway, and a kept connection that a server dropped while idle would count as an error."""
+    """Send one upload; (status, ms). A new connection each time, as most clients of a search make: a kept
+    connection that a server dropped while idle would count as an error."""
     content_type, body = query
     started = time.perf_counter()
     connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
@@ -534,7 +534,7 @@ def bench_gunicorn(queries, args, workdir, postgres):
     # gunicorn.conf.py lets REVIMG_EMBED_THREADS from the environment win over its share of the cores.
     threads = os.environ.get("REVIMG_EMBED_THREADS") or serving.embed_threads_per_worker(workers)
     print(
-        f"\n1. gunicorn revimg.wsgi (gunicorn.conf.py: {workers} sync workers, {threads} model thread(s) each)"
+        f"\n1. gunicorn revimg.wsgi (gunicorn.conf.py: {workers} gevent workers, {threads} model thread(s) each)"
     )
     print(f"  load average before: {load_average()}")
     load_before = os.getloadavg()[0]
