@@ -68,8 +68,8 @@ def read_manifest(folder):
         manifest = json.loads((folder / MANIFEST).read_text())
     except FileNotFoundError:
         raise BackupError(
-            f"{folder} is not a revimg backup: it has no {MANIFEST} (a backup cut short leaves no "
-            "manifest, only a hidden .<name>.partial-* folder beside the one asked for)"
+            f"{folder} is not a revimg backup: it has no {MANIFEST}, which a backup writes last (a backup "
+            "that did not finish leaves a hidden .<name>.partial-* folder instead, which may be deleted)"
         ) from None
     except (ValueError, UnicodeDecodeError) as error:
         raise BackupError(

@@ -176,12 +176,15 @@ def _read(file):
 
 
 def _restore_failure(psql, psql_stderr, script, script_stderr):
-    # A pg_restore cut short makes psql stumble too: its own failure is the cause to report.
-    if script.returncode != 0:
+    # When pg_restore says what went wrong, that is the cause (a script cut short makes psql stumble too);
+    # when psql stopped first, _feed ended pg_restore, which then says nothing.
+    if script.returncode != 0 and script_stderr.strip():
         return f"pg_restore failed, and the database is unchanged: {error_gist(script_stderr)}"
     if psql.returncode != 0:
         gist = error_gist(psql_stderr)
         if "lock timeout" in gist:
-            gist += " (another session uses the database: stop the app and its workers first)"
+            gist += " (another session is using the database: stop the app and its workers first)"
         return f"restoring the database failed, and it is unchanged: {gist}"
+    if script.returncode != 0:
+        return f"pg_restore ended with status {script.returncode}, and the database is unchanged"
     return None
