@@ -12,6 +12,7 @@ from pgvector import HalfVector
 from pgvector.django import CosineDistance, HalfVectorField, HnswIndex, VectorField
 
 from .embedding import EMBEDDING_DIM, MODEL_NAME, MODEL_VERSION
+from .weburl import WebURLValidator, web_url_or_none
 
 
 class WikidataClass(models.Model):
@@ -255,10 +256,11 @@ class CatalogImage(models.Model):
         max_length=255, blank=True, help_text="Where it came from: a file path, or the QID of the instance"
     )
 
-    source_url = models.URLField(max_length=1000, blank=True)
+    # Untrusted text from crawls and imports, shown as links: http(s) only (catalog.weburl).
+    source_url = models.URLField(max_length=1000, blank=True, validators=[WebURLValidator()])
     commons_file = models.CharField("Commons file name", max_length=255, blank=True)
     license = models.CharField(max_length=100, blank=True)
-    license_url = models.URLField(max_length=500, blank=True)
+    license_url = models.URLField(max_length=500, blank=True, validators=[WebURLValidator()])
     artist = models.TextField(blank=True)
     attribution = models.TextField(blank=True)
     attribution_required = models.BooleanField(null=True, blank=True)
@@ -302,6 +304,16 @@ class CatalogImage(models.Model):
 
     def __str__(self):
         return f"{self.wikidata_class.label} #{self.pk}"
+
+    @property
+    def source_link(self):
+        """source_url if it is safe to link to, else None: rows stored before the rule was are not trusted."""
+        return web_url_or_none(self.source_url)
+
+    @property
+    def license_link(self):
+        """license_url if it is safe to link to, else None (see source_link)."""
+        return web_url_or_none(self.license_url)
 
     @property
     def is_stale(self):
