@@ -222,14 +222,19 @@ def hnsw_scan(k, using="default"):
         transaction.set_rollback(True, using=using)
 
 
+# The media folders the two upload paths below write into; catalog.sweep removes orphans in these only.
+IMAGES_FOLDER = "images"
+THUMBS_FOLDER = "thumbs"
+
+
 def image_upload_path(instance, filename):
     # Files are named by content hash: the same picture is stored once, and names never collide.
     ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "jpg"
-    return f"images/{instance.sha256[:2]}/{instance.sha256}.{ext}"
+    return f"{IMAGES_FOLDER}/{instance.sha256[:2]}/{instance.sha256}.{ext}"
 
 
 def thumbnail_upload_path(instance, filename):
-    return f"thumbs/{instance.sha256[:2]}/{instance.sha256}.jpg"
+    return f"{THUMBS_FOLDER}/{instance.sha256[:2]}/{instance.sha256}.jpg"
 
 
 class CatalogImage(models.Model):

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from PIL import Image
 
 from .embedding import MODEL_NAME, MODEL_VERSION, get_embedder
 from .imagefile import open_image
+from .mediarefs import is_referenced
 from .models import CatalogImage
 from .phash import phash_hex
 
@@ -127,7 +127,7 @@ def delete_unreferenced(names, storage):
     """Delete the files among names that no row refers to; names are content-addressed, so a file another
     row already references must stay."""
     for name in names:
-        if name and not CatalogImage.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
+        if name and not is_referenced(name):
             storage.delete(name)
 
 
