@@ -8,6 +8,7 @@ from celery.result import EagerResult
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.contrib.admin.widgets import AdminURLFieldWidget
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -22,6 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from . import curation, tasks
 from .models import CatalogImage, Suspect, WikidataClass, stale_q
+from .weburl import WebURLValidator
 
 THUMB_WIDTH = 96
 EXCLUDED = CatalogImage.Status.EXCLUDED
@@ -45,8 +47,16 @@ def open_suspect_score():
     return Subquery(Suspect.objects.open().filter(either_side).order_by("-score").values("score")[:1])
 
 
+class WebURLWidget(AdminURLFieldWidget):
+    """The admin's URL input, whose "Currently:" link appears only for an http(s) address (catalog.weburl):
+    Django's own would link ftp: too, and anything a stored row holds is not trusted."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, validator_class=WebURLValidator)
+
+
 # A source address typed without a scheme is read as https (Django 6's default, taken now).
-URL_FORM_FIELD = {"assume_scheme": "https"}
+URL_FORM_FIELD = {"assume_scheme": "https", "widget": WebURLWidget}
 
 
 # -- filters --------------------------------------------------------------------------------------------------

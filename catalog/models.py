@@ -12,6 +12,7 @@ from pgvector import HalfVector
 from pgvector.django import CosineDistance, HalfVectorField, HnswIndex, VectorField
 
 from .embedding import EMBEDDING_DIM, MODEL_NAME, MODEL_VERSION
+from .weburl import WebURLValidator, web_url_or_none
 
 
 class WikidataClass(models.Model):
@@ -228,14 +229,19 @@ def hnsw_scan(k, using="default"):
         transaction.set_rollback(True, using=using)
 
 
+# The media folders the two upload paths below write into; catalog.sweep removes orphans in these only.
+IMAGES_FOLDER = "images"
+THUMBS_FOLDER = "thumbs"
+
+
 def image_upload_path(instance, filename):
     # Files are named by content hash: the same picture is stored once, and names never collide.
     ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "jpg"
-    return f"images/{instance.sha256[:2]}/{instance.sha256}.{ext}"
+    return f"{IMAGES_FOLDER}/{instance.sha256[:2]}/{instance.sha256}.{ext}"
 
 
 def thumbnail_upload_path(instance, filename):
-    return f"thumbs/{instance.sha256[:2]}/{instance.sha256}.jpg"
+    return f"{THUMBS_FOLDER}/{instance.sha256[:2]}/{instance.sha256}.jpg"
 
 
 class CatalogImage(models.Model):
@@ -262,10 +268,11 @@ class CatalogImage(models.Model):
         max_length=255, blank=True, help_text="Where it came from: a file path, or the QID of the instance"
     )
 
-    source_url = models.URLField(max_length=1000, blank=True)
+    # Untrusted text from crawls and imports, shown as links: http(s) only (catalog.weburl).
+    source_url = models.URLField(max_length=1000, blank=True, validators=[WebURLValidator()])
     commons_file = models.CharField("Commons file name", max_length=255, blank=True)
     license = models.CharField(max_length=100, blank=True)
-    license_url = models.URLField(max_length=500, blank=True)
+    license_url = models.URLField(max_length=500, blank=True, validators=[WebURLValidator()])
     artist = models.TextField(blank=True)
     attribution = models.TextField(blank=True)
     attribution_required = models.BooleanField(null=True, blank=True)
@@ -309,6 +316,16 @@ class CatalogImage(models.Model):
 
     def __str__(self):
         return f"{self.wikidata_class.label} #{self.pk}"
+
+    @property
+    def source_link(self):
+        """source_url if it is safe to link to, else None: rows stored before the rule was are not trusted."""
+        return web_url_or_none(self.source_url)
+
+    @property
+    def license_link(self):
+        """license_url if it is safe to link to, else None (see source_link)."""
+        return web_url_or_none(self.license_url)
 
     @property
     def is_stale(self):

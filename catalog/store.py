@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from PIL import Image
 
 from .embedding import MODEL_NAME, MODEL_VERSION, get_embedder
 from .imagefile import open_image
+from .mediarefs import is_referenced
 from .models import CatalogImage
 from .phash import phash_hex
 
@@ -94,20 +94,40 @@ def save(wikidata_class, candidate, vector):
     return image, True
 
 
+class MediaWriteError(Exception):
+    """The media folder would not take a file: read-only, full, not a folder, not ours to write. No image can
+    be stored until someone fixes it, so callers stop instead of failing image after image."""
+
+    def __init__(self, folder, error):
+        self.folder = folder
+        self.reason = error.strerror or str(error)
+        super().__init__(
+            f"cannot store images in the media folder {folder} (REVIMG_MEDIA_ROOT): {self.reason}"
+        )
+
+
 def write_files(image, candidate):
-    """Write candidate's file and thumbnail for image (not saved yet), with the file's width and height."""
-    image.file.save(f"{candidate.sha256}.{candidate.extension}", ContentFile(candidate.data), save=False)
+    """Write candidate's file and thumbnail for image (not saved yet), with the file's width and height.
+    Raises MediaWriteError when the storage refuses them."""
+    _write(image.file, f"{candidate.sha256}.{candidate.extension}", candidate.data)
     # Django leaves width/height empty for a file saved from a ContentFile; without them every load of the
     # row opens the file again to measure it (a search loads 50 rows). The decoded header knows them.
     image.width, image.height = candidate.size
-    image.thumbnail.save("thumb.jpg", ContentFile(thumbnail_bytes(candidate.image)), save=False)
+    _write(image.thumbnail, "thumb.jpg", thumbnail_bytes(candidate.image))
+
+
+def _write(field_file, name, data):
+    try:
+        field_file.save(name, ContentFile(data), save=False)
+    except OSError as error:
+        raise MediaWriteError(field_file.storage.location, error) from error
 
 
 def delete_unreferenced(names, storage):
     """Delete the files among names that no row refers to; names are content-addressed, so a file another
     row already references must stay."""
     for name in names:
-        if name and not CatalogImage.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
+        if name and not is_referenced(name):
             storage.delete(name)
 
 

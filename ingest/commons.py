@@ -12,8 +12,11 @@ from django.conf import settings
 from django.utils.html import strip_tags
 
 from catalog.http import crawler as http
+from catalog.models import CatalogImage
+from catalog.weburl import storable_web_url
 
 PICTURE_MEDIA_TYPES = {"BITMAP", "DRAWING", ""}
+LICENSE_URL_LENGTH = CatalogImage._meta.get_field("license_url").max_length
 
 
 class NotUsable(Exception):
@@ -65,7 +68,7 @@ def parse_imageinfo(name, info, width):
         title=name,
         download_url=thumbnail_url(name, info, width),
         license=plain(meta.get("LicenseShortName"))[:100],
-        license_url=plain(meta.get("LicenseUrl"))[:500],
+        license_url=storable_web_url(plain(meta.get("LicenseUrl")), LICENSE_URL_LENGTH),
         artist=plain(meta.get("Artist")),
         credit=plain(meta.get("Credit")),
         attribution_required=None

@@ -16,12 +16,14 @@ from catalog.http import crawler as http
 from catalog.imagefile import ImageError
 from catalog.models import CatalogImage, WikidataClass
 from catalog.progress import no_progress
+from catalog.weburl import storable_web_url
 
 from . import commons, dump, wikidata, wikipedia
 from .models import ClassCrawl, ImageSource
 
 log = logging.getLogger(__name__)
 Origin = CatalogImage.Origin
+SOURCE_URL_LENGTH = CatalogImage._meta.get_field("source_url").max_length
 
 
 # --- Classes ---------------------------------------------------------------------------------------------
@@ -237,7 +239,7 @@ def _metadata(source, info):
         "origin": source.origin,
         "origin_detail": source.origin_detail,
         # The file we fetched, so the curation admin can fetch it again; the Commons page is commons_file's.
-        "source_url": info.download_url[:1000],
+        "source_url": storable_web_url(info.download_url, SOURCE_URL_LENGTH),
         "commons_file": source.commons_file,
         "license": info.license,
         "license_url": info.license_url,

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from django.db import transaction
 
 from catalog import classstats, store
 from catalog.embedding import INPUT_SIZE, get_embedder
@@ -53,17 +54,17 @@ def import_folder(root, progress=no_progress):
     """
     summary = ImportSummary()
     files = list(image_files(root))
-    classes = {}
+    classes = {}  # label -> the class row, once one of its images is stored
     embedder = get_embedder()
     with ThreadPoolExecutor(DECODE_THREADS) as decoders, ThreadPoolExecutor(1) as model:
         pending = None
         for chunk in _chunks(progress(files), BATCH_SIZE):
-            fresh = _unseen(_read_all(chunk, classes, summary), summary)
+            fresh = _unseen(_read_all(chunk, summary), summary)
             batch = [item for item in decoders.map(_prepare, fresh) if _kept(item, summary)]
             vectors = model.submit(embedder.embed_batch, _inputs(batch))
-            _store_batch(pending, summary)
+            _store_batch(pending, classes, summary)
             pending = (batch, vectors)
-        _store_batch(pending, summary)
+        _store_batch(pending, classes, summary)
     # Searches find the classes' statistics ready instead of computing them on first use.
     classstats.refresh([wikidata_class.pk for wikidata_class in classes.values()])
     return summary
@@ -81,29 +82,27 @@ def _chunks(items, size):
 
 
 def local_class(label):
-    wikidata_class, _ = WikidataClass.objects.get_or_create(qid=None, label=label)
-    return wikidata_class
+    """The class of a local folder, and whether it was made now."""
+    return WikidataClass.objects.get_or_create(qid=None, label=label)
 
 
 @dataclass
 class _File:
     path: Path
-    wikidata_class: WikidataClass
+    label: str
     data: bytes
     sha256: str
 
 
-def _read_all(chunk, classes, summary):
+def _read_all(chunk, summary):
     files = []
     for folder, path in chunk:
-        if folder not in classes:
-            classes[folder] = local_class(class_label(folder))
         try:
             data = path.read_bytes()
         except OSError as exc:
             summary.fail(path, f"cannot read: {exc.strerror or exc}")
             continue
-        files.append(_File(path, classes[folder], data, store.content_hash(data)))
+        files.append(_File(path, class_label(folder), data, store.content_hash(data)))
     return files
 
 
@@ -140,13 +139,28 @@ def _inputs(batch):
     return np.stack([model_input for _, _, model_input in batch])
 
 
-def _store_batch(pending, summary):
+def _store_batch(pending, classes, summary):
     if pending is None:
         return
     batch, vectors = pending
     for (file, candidate, _), vector in zip(batch, vectors.result(), strict=True):
-        _, created = store.save(file.wikidata_class, candidate, vector)
-        if created:
+        if _store(file, candidate, vector, classes):
             summary.created += 1
         else:
             summary.skipped += 1
+
+
+def _store(file, candidate, vector, classes):
+    """Store one image; whether it was new. A class is created in the transaction of its first stored image,
+    so a failed write (or content the catalog already holds) never leaves an empty class behind."""
+    with transaction.atomic():
+        wikidata_class = classes.get(file.label)
+        made = False
+        if wikidata_class is None:
+            wikidata_class, made = local_class(file.label)
+        _, created = store.save(wikidata_class, candidate, vector)
+        if made and not created:
+            transaction.set_rollback(True)  # the class would hold nothing
+            return False
+    classes[file.label] = wikidata_class
+    return created

@@ -37,7 +37,11 @@ class ImageLinksMixin:
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_source_url(self, obj):
-        return self.image_of(obj).source_url or None
+        return self.image_of(obj).source_link
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_license_url(self, obj):
+        return self.image_of(obj).license_link
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_license(self, obj):
@@ -122,6 +126,7 @@ class ImageSerializer(ImageLinksMixin, serializers.ModelSerializer):
     thumbnail_url = serializers.SerializerMethodField()
     source_url = serializers.SerializerMethodField()
     license = serializers.SerializerMethodField()
+    license_url = serializers.SerializerMethodField()
     attribution = serializers.SerializerMethodField()
 
     class Meta:

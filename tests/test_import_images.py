@@ -1,6 +1,8 @@
 """import_images: a folder of class subfolders becomes classes and embedded images, re-runnably."""
 
+import errno
 import io
+import os
 import shutil
 
 import numpy as np
@@ -86,11 +88,63 @@ def test_a_failure_while_storing_leaves_no_row_and_no_file(folder, monkeypatch, 
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(store, "thumbnail_bytes", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(CommandError, match="No space left on device"):
         run_import(folder)
 
     assert CatalogImage.objects.count() == 0
+    assert not WikidataClass.objects.exists()
     assert not any(p.is_file() for p in (settings.MEDIA_ROOT).rglob("*"))
+
+
+@pytest.fixture
+def unwritable_media(settings, tmp_path):
+    """A media folder the OS refuses files in; yields the errno the storage meets. A normal user gets a
+    read-only folder (chmod 0o555). Root writes through permissions, so for root the media folder's parent
+    is a regular file: no folder can be made under it, as none can on a read-only disk."""
+    if os.geteuid() != 0:
+        settings.MEDIA_ROOT.mkdir(parents=True)
+        settings.MEDIA_ROOT.chmod(0o555)
+        yield errno.EACCES
+        settings.MEDIA_ROOT.chmod(0o755)
+        return
+    blocker = tmp_path / "a-file"
+    blocker.write_text("where the media folder's parent should be")
+    settings.MEDIA_ROOT = blocker / "media"
+    yield errno.ENOTDIR
+
+
+def test_a_media_folder_that_takes_no_files_stops_with_one_line_and_leaves_no_class(
+    folder, unwritable_media, settings
+):
+    with pytest.raises(CommandError) as stopped:
+        run_import(folder)
+
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert str(settings.MEDIA_ROOT) in message and os.strerror(unwritable_media) in message
+    assert not WikidataClass.objects.exists()
+    assert not CatalogImage.objects.exists()
+
+
+def test_a_folder_with_no_usable_image_makes_no_class(folder):
+    (folder / "empty_handed").mkdir()
+    (folder / "empty_handed" / "broken.jpg").write_bytes(jpeg_bytes(11)[:200])
+
+    _, err = run_import(folder)
+
+    assert "empty_handed" in err
+    assert not WikidataClass.objects.filter(label="empty handed").exists()
+
+
+def test_a_picture_already_in_another_class_makes_no_class(folder):
+    # Sorted after red_things, in the same batch: stored only once red_things' copy is in the catalog.
+    (folder / "zz_copies").mkdir()
+    shutil.copy(folder / "red_things" / "img_1.jpg", folder / "zz_copies")
+
+    out, _ = run_import(folder)
+
+    assert "4 created, 1 skipped" in out
+    assert not WikidataClass.objects.filter(label="zz copies").exists()
 
 
 def test_a_missing_directory_is_a_clear_error(tmp_path):

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.progress import progress_bar
+from catalog.store import MediaWriteError
 from ingest.local import import_folder
 
 
@@ -14,7 +15,9 @@ class Command(BaseCommand):
     def handle(self, directory, no_progress=False, **options):
         try:
             summary = import_folder(directory, progress=progress_bar(not no_progress, unit="img"))
-        except (NotADirectoryError, FileNotFoundError) as exc:
+        except (MediaWriteError, OSError) as exc:
+            # One line naming the folder and the reason (--traceback shows the rest): a missing or unreadable
+            # import folder, or a media folder that takes no files.
             raise CommandError(str(exc)) from exc
         for path, reason in summary.failures:
             self.stderr.write(f"failed: {path}: {reason}")
