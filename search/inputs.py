@@ -38,30 +38,33 @@ def image_from_upload(upload):
     """Decode an UploadedFile, refusing it before reading when it is over the size limit."""
     if upload.size > max_upload_bytes():
         raise upload_too_large()
-    return decode_query(upload.read())
+    with decode_slot():
+        # Read in the slot (from memory, or the temporary file Django spooled it to): a request waiting
+        # for a slot holds no copy of its picture in memory.
+        return decode_query(upload.read())
 
 
 def image_from_url(url):
     """Fetch (public addresses only) and decode the picture at url."""
     download = fetch_untrusted_image(url.strip(), max_upload_bytes())
-    return decode_query(download.content)
+    with decode_slot():  # taken after the download: never held while waiting on the network
+        return decode_query(download.content)
 
 
 def decode_query(data):
-    """A query picture's bytes (already read: no I/O in a decode slot), decoded as small as a search needs.
+    """A query picture's bytes decoded as small as a search needs; callers hold a decode slot.
 
     REVIMG_QUERY_MAX_PIXELS caps the pixels decoded. A JPEG is decoded at up to 1/8 scale, so its own size
     costs little: it stays under REVIMG_MAX_IMAGE_PIXELS, as imports do (a 48 MP phone photo passes),
     and only what is decoded must fit the query cap. Other formats decode whole, so there the query cap
     is the file's own size.
     """
-    with decode_slot():
-        return open_image(
-            data,
-            max_bytes=max_upload_bytes(),
-            reduce_to=QUERY_SHORT_SIDE,
-            max_decoded_pixels=settings.REVIMG_QUERY_MAX_PIXELS,
-        )
+    return open_image(
+        data,
+        max_bytes=max_upload_bytes(),
+        reduce_to=QUERY_SHORT_SIDE,
+        max_decoded_pixels=settings.REVIMG_QUERY_MAX_PIXELS,
+    )
 
 
 def query_image(upload=None, url=None):

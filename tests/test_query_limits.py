@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from catalog import store
 from catalog.imagefile import ImageError
 from search.decoding import decode_started
-from search.inputs import decode_query
+from search.inputs import decode_query, query_image
 from tests.test_imagefile import png_with_declared_size
 
 pytestmark = pytest.mark.django_db
@@ -83,7 +83,7 @@ def decodes_held(settings):
 
     decode_started.connect(hold)
     threads = [
-        threading.Thread(target=lambda: decoded.append(decode_query(encoded((64, 48), "PNG"))))
+        threading.Thread(target=lambda: decoded.append(query_image(upload=upload(encoded((64, 48), "PNG")))))
         for _ in range(HELD)
     ]
     for thread in threads:
@@ -124,4 +124,16 @@ def test_the_page_says_busy_and_when_to_try_again(client, decodes_held):
 def test_a_decode_slot_let_go_serves_the_next_query(decodes_held):
     decodes_held.set()
 
-    assert decode_query(encoded((64, 48), "PNG")).size == (64, 48)
+    assert query_image(upload=upload(encoded((64, 48), "PNG"))).size == (64, 48)
+
+
+def test_a_url_query_is_fetched_then_answered_busy_while_every_slot_is_taken(
+    decodes_held, httpserver, settings
+):
+    httpserver.expect_request("/p.png").respond_with_data(encoded((64, 48), "PNG"), content_type="image/png")
+    settings.REVIMG_URL_ALLOWED_PRIVATE_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
+
+    response = APIClient().post("/api/search/", {"url": httpserver.url_for("/p.png")}, format="json")
+
+    assert response.status_code == 503 and response.json()["error"]["code"] == "busy"
+    assert len(httpserver.log) == 1  # the slot was waited for after the download, not during it
