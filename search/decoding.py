@@ -1,11 +1,12 @@
 """At most REVIMG_DECODE_CONCURRENCY query pictures decoded at once in one process, and a quick "busy"
 rather than a queue when more arrive.
 
-Decoding is where a small file can cost much memory (a one-colour PNG of 16 MP takes 160 KB to send and
+Decoding is where a small file can cost much memory (a one-colour PNG of 16 MP takes 56 KB to send and
 64 MB to hold, more while it is turned upright); the bound makes a process's worst case a few decodes
 rather than one per waiting request. gunicorn's sync workers serve one request at a time, so the bound
 only bites in threaded or gevent workers and under runserver: threading's semaphore is what gevent
-patches into a greenlet-aware one. Hold a slot for the decoding alone, never across reading or sending.
+patches into a greenlet-aware one. Hold a slot for reading the bytes at hand and decoding them, never
+while waiting on the network (a client sending, a URL downloading).
 """
 
 import functools
