@@ -122,6 +122,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: it sees every answer, redirects, 404s and 500s included, with the status the client got.
     "revimg.metrics.MetricsMiddleware",
+    # Before anything reads the body (CSRF reads the form): a body over the upload limit is answered 413
+    # from its declared length, unread.
+    "revimg.bodylimit.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "revimg.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -223,13 +226,24 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-# Uploads: Django's own limit is kept a little above ours so the API can answer a clear 413 itself.
+# Uploads: Django's own limit is kept a little above ours so the API can answer a clear 413 itself; a
+# body larger still is refused from its Content-Length before it is read (revimg.bodylimit).
 REVIMG_MAX_UPLOAD_MB = env_int("REVIMG_MAX_UPLOAD_MB", 20, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REVIMG_MAX_UPLOAD_MB * 1024 * 1024 + 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# Uploaded files above this are spooled to a temporary file rather than held in memory (Django's default,
+# 2.5 MB): fifty uploads of 20 MB arriving at once would otherwise be a gigabyte of RAM before any decode.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Decompression-bomb guard: images above this many pixels are refused before decoding (catalog.imagefile,
 # which also holds the default, for use without Django).
 REVIMG_MAX_IMAGE_PIXELS = env_int("REVIMG_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, minimum=1)
+# Search queries decode at most this many pixels (search.inputs.decode_query): 16 MP holds a PNG
+# screenshot of a 5K screen (14.7 MP) and costs at most 64 MB decoded; JPEGs are decoded reduced, so a
+# 48 MP photo counts as the 0.75 MP actually decoded.
+REVIMG_QUERY_MAX_PIXELS = env_int("REVIMG_QUERY_MAX_PIXELS", 16_000_000, minimum=1)
+# Query decodes running at once per process (search.decoding), and the seconds a request waits for one
+# before it is answered 503 busy with Retry-After.
+REVIMG_DECODE_CONCURRENCY = env_int("REVIMG_DECODE_CONCURRENCY", 2, minimum=1)
+REVIMG_DECODE_WAIT_SECONDS = env_float("REVIMG_DECODE_WAIT_SECONDS", 2.0, minimum=0)
 # hnsw.ef_search of nearest-neighbour queries (catalog.models.hnsw_scan). Measured by bench/search_scale.py:
 # 100 finds 95% of the exact top 10 in a catalog of 100k; at a million, recall keeps rising up to 400-500.
 REVIMG_HNSW_EF_SEARCH = env_int("REVIMG_HNSW_EF_SEARCH", 100, minimum=10)

@@ -32,6 +32,9 @@ ERRORS = {
     413: OpenApiResponse(ErrorSerializer, description="Larger than REVIMG_MAX_UPLOAD_MB"),
     415: OpenApiResponse(ErrorSerializer, description="A type we do not read (SVG, PDF, HEIC...)"),
     429: OpenApiResponse(ErrorSerializer, description="Too many searches; see Retry-After"),
+    503: OpenApiResponse(
+        ErrorSerializer, description="Too many pictures being read at once; see Retry-After"
+    ),
 }
 K_PARAMETER = OpenApiParameter("k", int, description=f"How many images, 1 to {service.MAX_K} (default 10)")
 
@@ -39,7 +42,10 @@ K_PARAMETER = OpenApiParameter("k", int, description=f"How many images, 1 to {se
 def exception_handler(exc, context):
     """Every error the API answers has one shape: {"error": {"code": ..., "message": ...}}."""
     if isinstance(exc, Refusal):
-        return Response(error_body(exc.code, exc.message), status=exc.status)
+        response = Response(error_body(exc.code, exc.message), status=exc.status)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     response = drf_exception_handler(exc, context)
     if response is not None:
         response.data = error_body(*_describe(exc))

@@ -25,21 +25,39 @@ PAGE_MESSAGES = {
     "Give the address of a picture on the public web.",
     "throttled": "You have searched a lot in a short time. Please wait a minute and try again.",
     "not_found": "That picture is no longer in the catalog.",
+    "busy": "Many pictures are being searched right now. Please try again in a few seconds.",
 }
 
 
 @require_http_methods(["GET", "POST"])
 def index(request):
-    context, status = {"max_upload_mb": settings.REVIMG_MAX_UPLOAD_MB}, 200
     try:
         if request.method == "POST":
-            context.update(_search_posted(request))
+            found = _search_posted(request)
         elif request.GET.get("similar"):
-            context.update(_search_similar(request, request.GET["similar"]))
+            found = _search_similar(request, request.GET["similar"])
+        else:
+            found = {}
     except Refusal as exc:
-        context["error"] = PAGE_MESSAGES.get(exc.code, exc.message)
-        status = exc.status
-    return render(request, "search/index.html", context, status=status)
+        return refused(request, exc)
+    return render(request, "search/index.html", {**_page_context(), **found})
+
+
+def refused(request, exc):
+    """The search page again with the refusal's notice, so another picture can be chosen at once."""
+    context = {**_page_context(), "error": PAGE_MESSAGES.get(exc.code, exc.message)}
+    response = render(request, "search/index.html", context, status=exc.status)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+# revimg.bodylimit refuses a body too large to read before the view runs, and answers with this.
+index.show_refusal = refused
+
+
+def _page_context():
+    return {"max_upload_mb": settings.REVIMG_MAX_UPLOAD_MB}
 
 
 def _search_posted(request):

@@ -256,3 +256,62 @@ def test_preprocess_accepts_tiny_and_transparent_images():
     tiny = preprocess(Image.new("RGBA", (1, 1), (0, 0, 0, 0)))
     assert tiny.shape == (224, 224, 3)
     assert np.allclose(tiny, 1.0)
+
+
+# Reduced decoding, for search queries: only the short side a search needs.
+
+
+def test_a_reduced_jpeg_is_decoded_at_a_fraction_of_its_size():
+    # 4000x3000 holds 12 MP; decoded at 1/4 scale it is 1000x750, under a 1 MP cap on what is decoded.
+    data = encode(photo((4000, 3000)), "JPEG")
+
+    image = open_image(data, reduce_to=448, max_decoded_pixels=1_000_000)
+
+    assert image.size == (597, 448)
+
+
+def test_a_png_cannot_be_decoded_reduced_so_its_own_size_meets_the_decoded_cap():
+    data = encode(Image.new("RGB", (1200, 1000), RED), "PNG")
+
+    error = assert_error(data, "too_many_pixels", reduce_to=448, max_decoded_pixels=1_000_000)
+
+    assert "1200x1000" in error.message and "1,000,000" in error.message
+
+
+def test_a_reduced_jpeg_still_meets_the_cap_on_its_own_size():
+    data = encode(photo((2000, 2000)), "JPEG")
+
+    assert_error(data, "too_many_pixels", max_pixels=1_000_000, reduce_to=448, max_decoded_pixels=10**9)
+
+
+def test_a_reduced_image_keeps_its_orientation_and_the_short_side_asked_for():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned; shown rotated 90 degrees clockwise
+    data = encode(photo((2000, 1000)), "JPEG", exif=exif.tobytes())
+
+    assert open_image(data, reduce_to=300).size == (300, 600)
+
+
+def test_a_reduced_transparent_png_is_still_white_where_transparent():
+    image = Image.new("RGBA", (1000, 800), (0, 0, 255, 255))
+    image.paste((255, 0, 0, 0), (0, 0, 500, 800))  # the left half transparent
+
+    decoded = open_image(encode(image, "PNG"), reduce_to=100)
+
+    assert decoded.size == (125, 100)
+    assert decoded.getpixel((10, 50)) == WHITE and decoded.getpixel((115, 50)) == BLUE
+
+
+def test_a_reduced_palette_png_is_turned_rgb_before_it_is_shrunk():
+    # Resampled as a palette, a fine red/blue checkerboard would keep pure colours; as RGB it averages.
+    checkers = Image.fromarray((np.indices((400, 400)).sum(axis=0) % 2 * 255).astype(np.uint8))
+    palette = Image.merge("RGB", (checkers, Image.new("L", checkers.size), checkers.point(lambda v: 255 - v)))
+
+    decoded = open_image(encode(palette.quantize(2), "PNG"), reduce_to=100)
+
+    red, _, blue = decoded.getpixel((50, 50))
+    assert 100 < red < 155 and 100 < blue < 155
+
+
+def test_a_small_image_is_never_enlarged():
+    assert open_image(encode(photo((120, 90)), "JPEG"), reduce_to=448).size == (120, 90)
