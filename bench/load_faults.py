@@ -12,7 +12,8 @@ folder of its own, and for --duration seconds sends at once:
 - searches: --clients threads, each uploading photos of a fixed seeded sample, one after another;
 - "more like this" for random catalog images, from one thread;
 - hostile requests, each from a thread of its own, one after another: a 49-megapixel one-colour PNG (a small
-  file that decodes huge), a Content-Length of 200 MB with only the first bytes sent, and --slow connections
+  file that decodes huge), a 48-megapixel progressive JPEG (the costliest photo a query may send), a
+  Content-Length of 200 MB with only the first bytes sent, and --slow connections
   that send their request a byte every half second (half in the headers, half in an upload body).
 At --outage-at seconds the embedded PostgreSQL is stopped (`pg_ctl stop -m fast`, as `manage.py
 embedded_postgres stop` does); the app is not told, and must start it again itself.
@@ -53,6 +54,7 @@ from serve_load import (
 )
 
 HUGE_SIDE = 7000  # 49 megapixels, about 150 KB as a one-colour PNG
+LARGE_PHOTO = (8000, 6000)  # 48 megapixels, a phone camera's full size
 SAMPLE_EVERY_S = 0.2
 
 
@@ -89,10 +91,21 @@ def one_colour_png(side):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
-def pixel_bomb_query(k=10):
-    bomb = Path(tempfile.mkdtemp(prefix="load_faults.")) / "bomb.png"
+def pixel_bomb_query(folder, k=10):
+    bomb = folder / "bomb.png"
     bomb.write_bytes(one_colour_png(HUGE_SIDE))
     return multipart_body(bomb, k)
+
+
+def large_photo_query(photo, folder, k=10):
+    """A photo blown up to 48 megapixels, saved as a progressive JPEG: the costliest picture to decode that
+    a query may send (libjpeg keeps a progressive file's every coefficient, whatever the scale asked)."""
+    from PIL import Image
+
+    large = folder / "large.jpg"
+    with Image.open(photo) as image:
+        image.convert("RGB").resize(LARGE_PHOTO).save(large, quality=85, progressive=True)
+    return multipart_body(large, k)
 
 
 def oversized_upload(port, timeout):
@@ -199,9 +212,8 @@ def stop_database_at(recorder, when, outage):
     outage["stopped"] = recorder.now()
 
 
-def run(server, args, queries, image_ids):
+def run(server, args, queries, image_ids, hostile):
     recorder, stop, peaks, outage = Recorder(), threading.Event(), defaultdict(int), {}
-    bomb = pixel_bomb_query()
     port, deadline = server.port, args.duration
     threads = [
         threading.Thread(target=sample_memory, args=(server, stop, peaks)),
@@ -219,7 +231,8 @@ def run(server, args, queries, image_ids):
     rng = random.Random(args.seed)
     senders = {
         "similar": lambda i: lambda: similar(port, rng.choice(image_ids), args.timeout),
-        "pixel bomb": lambda i: lambda: post_search(port, bomb, args.timeout),
+        "pixel bomb": lambda i: lambda: post_search(port, hostile["bomb"], args.timeout),
+        "48 MP photo": lambda i: lambda: post_search(port, hostile["large"], args.timeout),
         "200 MB declared": lambda i: lambda: oversized_upload(port, args.timeout),
     }
     for kind, make_send in senders.items():
@@ -307,7 +320,8 @@ def main():
         sys.exit(
             "the catalog is empty: run `python manage.py import_images ../shared/datasets/caltech101-dev`"
         )
-    queries = [multipart_body(photo, 10) for photo in sample_photos(args.dataset, args.queries, args.seed)]
+    photos = sample_photos(args.dataset, args.queries, args.seed)
+    queries = [multipart_body(photo, 10) for photo in photos]
     print(f"revimg load and faults, {started_at:%Y-%m-%d %H:%M:%S %Z}")
     print(
         f"nproc {cores()}; catalog of {catalog_size} searchable images; {args.clients} search clients, "
@@ -315,10 +329,11 @@ def main():
     )
     print(f"load average at start: {load_average()}")
     with tempfile.TemporaryDirectory(prefix="load_faults.") as temp:
+        hostile = {"bomb": pixel_bomb_query(Path(temp)), "large": large_photo_query(photos[0], Path(temp))}
         server = start_gunicorn(Path(temp) / "gunicorn")
         try:
             server.wait_ready(workers=1)
-            recorder, peaks, outage, slow_closed = run(server, args, queries, image_ids)
+            recorder, peaks, outage, slow_closed = run(server, args, queries, image_ids, hostile)
         finally:
             server.stop()
     print_answers(recorder, args)
