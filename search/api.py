@@ -1,5 +1,6 @@
 """The JSON API (Django REST framework): search, "more like this", and the catalog's classes and images."""
 
+import re
 from collections.abc import Mapping
 
 from django.db.models import Count
@@ -62,7 +63,10 @@ K_PARAMETER = OpenApiParameter(
 CLASS_PARAMETER = OpenApiParameter(
     "class", {"type": "integer", "minimum": 1}, description="Only images of this class id"
 )
-QID_PARAMETER = OpenApiParameter("qid", str, description="Only the class with this QID")
+QID_PATTERN = r"^Q[1-9][0-9]*$"
+QID_PARAMETER = OpenApiParameter(
+    "qid", {"type": "string", "pattern": QID_PATTERN}, description="Only the class with this QID"
+)
 
 
 def exception_handler(exc, context):
@@ -144,7 +148,7 @@ def _url_field(data):
         parameters=[QID_PARAMETER],
         responses={
             200: ClassSerializer,
-            400: error("page is not a whole number from 1"),
+            400: error("page is not a whole number from 1, or qid no QID"),
             **PAST_THE_LAST_PAGE,
             **UNAVAILABLE,
         },
@@ -165,8 +169,13 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
         classes = WikidataClass.objects.annotate(image_count=Count("images", filter=searchable)).order_by(
             "label", "id"
         )
-        qid = self.request.query_params.get("qid")
-        return classes.filter(qid=qid) if qid else classes
+        if "qid" not in self.request.query_params:
+            return classes
+        qid = self.request.query_params["qid"]
+        # Checked before the query: PostgreSQL refuses a NUL in text outright, which would be a 500.
+        if not re.fullmatch(QID_PATTERN, qid):
+            raise QueryError("invalid_qid", "qid must be a Wikidata item id such as Q146.")
+        return classes.filter(qid=qid)
 
 
 @extend_schema_view(

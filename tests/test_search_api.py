@@ -181,6 +181,11 @@ def test_a_class_or_page_that_is_not_a_whole_number_from_1_is_refused(api, catal
     assert_error(api.get(f"/api/classes/?page={value}"), 400, "invalid_page")
 
 
+@pytest.mark.parametrize("qid", ["", "\x00", "cat", "Q", "Q0", "q146", "Q146 "])
+def test_a_qid_that_is_no_wikidata_id_is_refused(api, catalog, qid):
+    assert_error(api.get("/api/classes/", {"qid": qid}), 400, "invalid_qid")
+
+
 def test_a_page_past_the_last_is_not_found_in_the_error_shape(api, catalog):
     assert api.get("/api/images/?page=1").status_code == 200
     assert_error(api.get("/api/images/?page=2"), 404, "not_found")  # 18 images, 50 a page
