@@ -91,8 +91,10 @@ def failures_of(events):
         if isinstance(event, engine_events.ScenarioFinished):
             for nodes in event.recorder.checks.values():
                 found += [_described(node.failure_info) for node in nodes if node.failure_info is not None]
-        elif isinstance(event, engine_events.NonFatalError | engine_events.FatalError):
-            found.append(f"error: {getattr(event, 'value', None) or event.exception!r}")
+        elif isinstance(event, engine_events.NonFatalError):
+            found.append(f"error in {event.label}: {event.value!r}")
+        elif isinstance(event, engine_events.FatalError):
+            found.append(f"the run stopped: {event.exception!r}")
     return found
 
 
