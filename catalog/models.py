@@ -1,6 +1,7 @@
 """The catalog: Wikidata classes and the images that stand for them, each with its embedding."""
 
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import numpy as np
 from django.conf import settings
@@ -13,6 +14,15 @@ from pgvector.django import CosineDistance, HalfVectorField, HnswIndex, VectorFi
 
 from .embedding import EMBEDDING_DIM, MODEL_NAME, MODEL_VERSION
 from .weburl import WebURLValidator, web_url_or_none
+
+# What MediaWiki leaves readable in the links it writes (wfUrlencode): everything else in a title, ? # % "
+# and non-ASCII letters among it, is percent-encoded as UTF-8, so that the whole title stays the path.
+WIKI_PATH_SAFE = "/:;@$!*(),~"
+
+
+def wiki_path(title):
+    """A page title as the path of its /wiki/ address: spaces become underscores, as in MediaWiki's links."""
+    return quote(title.replace(" ", "_"), safe=WIKI_PATH_SAFE)
 
 
 class WikidataClass(models.Model):
@@ -47,13 +57,11 @@ class WikidataClass(models.Model):
 
     @property
     def wikidata_url(self):
-        return f"https://www.wikidata.org/wiki/{self.qid}" if self.qid else None
+        return f"https://www.wikidata.org/wiki/{wiki_path(self.qid)}" if self.qid else None
 
     @property
     def wikipedia_url(self):
-        if not self.enwiki_title:
-            return None
-        return "https://en.wikipedia.org/wiki/" + self.enwiki_title.replace(" ", "_")
+        return f"https://en.wikipedia.org/wiki/{wiki_path(self.enwiki_title)}" if self.enwiki_title else None
 
 
 def _epoch(field):

@@ -296,7 +296,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "search.pagination.PageNumbers",
     "PAGE_SIZE": 50,
     # Every API error is {"error": {"code": ..., "message": ...}}.
     "EXCEPTION_HANDLER": "search.api.exception_handler",

@@ -78,17 +78,31 @@ def query_image(upload=None, url=None):
     raise QueryError("no_image", "Choose a picture, or give the address of one.")
 
 
+def positive_int(value):
+    """value as a whole number from 1, or None: a JSON integer, or a string of ASCII digits.
+
+    int() alone would also take " 5", "+5", "5_0" and the digits of other scripts, none of which is an
+    integer in the API's schema; and a JSON true or 2.5 is not a count, whatever int() makes of it.
+    """
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        try:
+            value = int(value)
+        except ValueError:  # more digits than Python converts: no id, page or count is that large
+            return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if value >= 1 else None
+
+
+def k_in(params):
+    """The number of results asked for in params (query string or body): DEFAULT_K when k is absent."""
+    return parse_k(params["k"]) if "k" in params else DEFAULT_K
+
+
 def parse_k(value):
-    """The number of results asked for: 1 to MAX_K, DEFAULT_K when not given."""
-    if value in (None, ""):
-        return DEFAULT_K
-    invalid = QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.")
-    if isinstance(value, bool | float):  # JSON true or 2.5: not a count, whatever int() would make of it
-        raise invalid
-    try:
-        k = int(value)
-    except (TypeError, ValueError):
-        raise invalid from None
-    if not 1 <= k <= MAX_K:
-        raise invalid
+    """k as given: a whole number from 1 to MAX_K. Given empty (k= or JSON null) is refused, not read as
+    absent: the schema says integer, and a client wanting the default leaves k out."""
+    k = positive_int(value)
+    if k is None or k > MAX_K:
+        raise QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.")
     return k

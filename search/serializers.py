@@ -1,11 +1,12 @@
 """JSON shapes of the API: search answers, catalog classes and images, errors."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.models import CatalogImage, WikidataClass
 
-from .service import MAX_K
+from .service import DEFAULT_K, MAX_K
 
 
 def absolute(request, url):
@@ -93,12 +94,25 @@ class SearchResultSerializer(serializers.Serializer):
     results = ImageHitSerializer(many=True)
 
 
-class SearchRequestSerializer(serializers.Serializer):
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadField(serializers.FileField):
+    """A file sent in the request: binary in the schema (drf-spectacular writes a FileField as a URL, which
+    is what it is in answers)."""
+
+
+class SearchUploadSerializer(serializers.Serializer):
     """For the schema only: the view reads the request itself so that every refusal has one shape."""
 
-    image = serializers.FileField(required=False, help_text="The picture (multipart); or give url")
+    image = UploadField(required=False, help_text="The picture; or give url instead")
     url = serializers.URLField(required=False, help_text="http(s) address of a picture on the public web")
-    k = serializers.IntegerField(required=False, min_value=1, max_value=MAX_K, default=10)
+    k = serializers.IntegerField(required=False, min_value=1, max_value=MAX_K, default=DEFAULT_K)
+
+
+class SearchUrlSerializer(serializers.Serializer):
+    """For the schema only: a JSON body names the picture by its address (a file needs multipart)."""
+
+    url = serializers.URLField(help_text="http(s) address of a picture on the public web")
+    k = serializers.IntegerField(required=False, min_value=1, max_value=MAX_K, default=DEFAULT_K)
 
 
 class ErrorDetailSerializer(serializers.Serializer):

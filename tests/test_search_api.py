@@ -12,11 +12,13 @@ import zlib
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from drf_spectacular.generators import SchemaGenerator
 from PIL import Image
 from rest_framework.test import APIClient
 
 from catalog import classstats
-from catalog.models import CatalogImage
+from catalog.models import CatalogImage, WikidataClass
+from search import service
 from tests.catalog_factories import make_catalog
 
 pytestmark = pytest.mark.django_db
@@ -128,7 +130,8 @@ def test_excluded_images_are_never_in_results(api, catalog):
     assert not {images[1].pk, images[2].pk} & {r["id"] for r in body["results"]}
 
 
-@pytest.mark.parametrize("k", ["0", "101", "ten", "-3", "2.5"])
+# "" is k given without a value: refused, not read as "k left out" (the default is had by leaving k out).
+@pytest.mark.parametrize("k", ["0", "101", "ten", "-3", "2.5", "", "+5", "\u0665", "9" * 5000])
 def test_k_out_of_range_is_refused(api, catalog, k):
     image = next(iter(catalog.values()))[0]
 
@@ -169,6 +172,49 @@ def test_images_are_paginated_and_filterable_by_class(api, catalog):
     assert one["id"] == images[0].pk and one["image_url"].endswith(images[0].file.name)
     assert_error(api.get("/api/images/?class=cats"), 400, "invalid_class")
     assert_error(api.get("/api/images/999999/"), 404, "not_found")
+
+
+@pytest.mark.parametrize("value", ["0", "-4445583", "", "+1", "\u0663", "1.0", "last"])
+def test_a_class_or_page_that_is_not_a_whole_number_from_1_is_refused(api, catalog, value):
+    assert_error(api.get(f"/api/images/?class={value}"), 400, "invalid_class")
+    assert_error(api.get(f"/api/images/?page={value}"), 400, "invalid_page")
+    assert_error(api.get(f"/api/classes/?page={value}"), 400, "invalid_page")
+
+
+@pytest.mark.parametrize("qid", ["", "\x00", "cat", "Q", "Q0", "q146", "Q146 "])
+def test_a_qid_that_is_no_wikidata_id_is_refused(api, catalog, qid):
+    assert_error(api.get("/api/classes/", {"qid": qid}), 400, "invalid_qid")
+
+
+def test_a_page_past_the_last_is_not_found_in_the_error_shape(api, catalog):
+    assert api.get("/api/images/?page=1").status_code == 200
+    assert_error(api.get("/api/images/?page=2"), 404, "not_found")  # 18 images, 50 a page
+    assert_error(api.get("/api/classes/?page=4503599627370497"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/classes/null%2Cnull/", "/api/images/0.5/", "/api/images/0.5/similar/", "/api/images/x/similar/"],
+)
+def test_an_id_that_is_not_a_number_is_not_found_in_the_error_shape(api, catalog, path):
+    # Not found before anything else is read: a bad k on an address that does not exist is still a 404.
+    assert_error(api.get(path + "?k="), 404, "not_found")
+
+
+def test_wiki_links_keep_the_whole_title(api):
+    # ? would start a query, # a fragment, % an escape and " end an HTML attribute, were they left raw.
+    made = WikidataClass.objects.create(label="odd", qid="Q42", enwiki_title='Is "C#" 100% Café?')
+
+    listed = api.get(f"/api/classes/{made.pk}/").json()
+
+    assert listed["wikipedia_url"] == "https://en.wikipedia.org/wiki/Is_%22C%23%22_100%25_Caf%C3%A9%3F"
+    assert listed["wikidata_url"] == "https://www.wikidata.org/wiki/Q42"
+
+
+def test_wiki_links_keep_slashes_and_colons_readable():
+    made = WikidataClass(label="AC/DC", enwiki_title="Category:AC/DC (band)")
+
+    assert made.wikipedia_url == "https://en.wikipedia.org/wiki/Category:AC/DC_(band)"
 
 
 # --- Refusals: 4xx with {"error": {"code", "message"}}, never 5xx ------------------------------------
@@ -219,6 +265,14 @@ def test_a_file_over_the_upload_limit_is_refused_with_413(api, settings):
     assert_error(response, 413, "too_large")
 
 
+def test_an_empty_url_beside_a_file_is_refused_not_ignored(api):
+    response = api.post(
+        "/api/search/", {"image": named(b"not a picture", "a.png"), "url": ""}, format="multipart"
+    )
+
+    assert_error(response, 400, "url_invalid")
+
+
 def test_an_image_field_that_is_not_a_file_is_refused(api):
     assert_error(api.post("/api/search/", {"image": "cat.jpg"}, format="multipart"), 400, "invalid_image")
 
@@ -229,12 +283,15 @@ def test_an_image_field_that_is_not_a_file_is_refused(api):
         ("{not json", "application/json", 400, "parse_error"),
         ('["https://example.org/a.png"]', "application/json", 400, "invalid_body"),
         ('{"url": 42}', "application/json", 400, "url_invalid"),
-        ('{"url": "https://example.org/a.png", "k": 0}', "application/json", 400, "invalid_k"),
-        ('{"url": "https://example.org/a.png", "k": true}', "application/json", 400, "invalid_k"),
+        ('{"url": "http://127.0.0.1/a.png", "k": 0}', "application/json", 400, "invalid_k"),
+        ('{"url": "http://127.0.0.1/a.png", "k": true}', "application/json", 400, "invalid_k"),
+        ('{"url": "http://127.0.0.1/a.png", "k": null}', "application/json", 400, "invalid_k"),
+        ('{"url": "http://127.0.0.1/a.png", "k": ""}', "application/json", 400, "invalid_k"),
         ("url=x", "text/plain", 415, "unsupported_media_type"),
     ],
 )
 def test_malformed_requests_are_refused(api, body, content_type, status, code):
+    # The urls are loopback: were k misread, the guard refuses them before any lookup or connection.
     assert_error(api.generic("POST", "/api/search/", body, content_type=content_type), status, code)
 
 
@@ -288,6 +345,49 @@ def test_the_openapi_schema_is_valid_without_warnings(tmp_path):
 
     schema = (tmp_path / "schema.yaml").read_text()
     assert "/api/search/:" in schema and "/api/images/{id}/similar/:" in schema
+
+
+def openapi_schema():
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def test_the_schema_names_every_error_each_endpoint_can_answer():
+    documented = {
+        f"{method.upper()} {path}": sorted(operation["responses"])
+        for path, methods in openapi_schema()["paths"].items()
+        for method, operation in methods.items()
+    }
+
+    assert documented == {
+        "GET /api/classes/": ["200", "400", "404", "503"],
+        "GET /api/classes/{id}/": ["200", "404", "503"],
+        "GET /api/images/": ["200", "400", "404", "503"],
+        "GET /api/images/{id}/": ["200", "404", "503"],
+        "GET /api/images/{id}/similar/": ["200", "400", "404", "429", "503"],
+        "POST /api/search/": ["200", "400", "413", "415", "429", "503"],
+    }
+
+
+def test_the_schema_states_the_range_of_every_number_it_takes():
+    paths = openapi_schema()["paths"]
+    parameters = {
+        (path, parameter["name"]): parameter["schema"]
+        for path, methods in paths.items()
+        for operation in methods.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["schema"]["type"] == "integer"
+    }
+
+    whole_from_1 = {"type": "integer", "minimum": 1}
+    assert parameters == {
+        ("/api/classes/", "page"): whole_from_1,
+        ("/api/classes/{id}/", "id"): whole_from_1,
+        ("/api/images/", "class"): whole_from_1,
+        ("/api/images/", "page"): whole_from_1,
+        ("/api/images/{id}/", "id"): whole_from_1,
+        ("/api/images/{id}/similar/", "id"): whole_from_1,
+        ("/api/images/{id}/similar/", "k"): {**whole_from_1, "maximum": service.MAX_K},
+    }
 
 
 def test_the_api_docs_page_uses_no_cdn(client):
