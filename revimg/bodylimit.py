@@ -7,9 +7,9 @@ ChunkedBodyLimit, around the WSGI application, reads it first, into a temporary 
 and not a byte further, then hands Django the file with its length, or marks the request for the 413.
 
 The 413 cannot ask the server to close the connection: WSGI forbids an application hop-by-hop headers
-such as Connection (wsgiref asserts, gunicorn drops them). gunicorn's sync workers close every connection
-after its answer, so the unread rest of the body is never read; threaded or gevent workers would read it
-into nothing before the next request on that connection.
+such as Connection (wsgiref asserts, gunicorn drops them). gunicorn's gevent workers (gunicorn.conf.py)
+then read the unread rest into nothing before the next request on that connection: the sender's
+bandwidth, a greenlet's wait, and no memory.
 """
 
 import io

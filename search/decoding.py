@@ -3,10 +3,11 @@ rather than a queue when more arrive.
 
 Decoding is where a small file can cost much memory (a one-colour PNG of 16 MP takes 56 KB to send and
 64 MB to hold, more while it is turned upright); the bound makes a process's worst case a few decodes
-rather than one per waiting request. gunicorn's sync workers serve one request at a time, so the bound
-only bites in threaded or gevent workers and under runserver: threading's semaphore is what gevent
-patches into a greenlet-aware one. Hold a slot for reading the bytes at hand and decoding them, never
-while waiting on the network (a client sending, a URL downloading).
+rather than one per waiting request. Under gunicorn's gevent workers decodes never overlap (decoding
+does not yield to other greenlets), so the bound bites in threaded servers (runserver, `make dev`); gevent
+patches threading's semaphore into a greenlet-aware one, so it is right there too. Hold a slot for reading
+the bytes at hand and decoding them, never while waiting on the network (a client sending, a URL
+downloading).
 """
 
 import functools

@@ -102,9 +102,8 @@ def test_the_database_outlives_killed_and_recycled_workers_and_stops_with_the_se
     assert postmaster(data_dir) is None  # the server's end is the database's end
 
 
-def test_embedded_postgres_stop_stops_a_database_left_running(data_dir):
-    manage(data_dir, "migrate", "--no-input")
-    # A holder killed outright leaves the server running with nobody to stop it.
+def kill_a_holder(data_dir):
+    """A process that joined the server, killed outright (SIGKILL): it never leaves the list of holders."""
     holder = subprocess.Popen(
         [sys.executable, "-c", CONNECT_AND_WAIT, str(data_dir / "never")],
         cwd=BASE_DIR,
@@ -115,6 +114,11 @@ def test_embedded_postgres_stop_stops_a_database_left_running(data_dir):
     assert holder.stdout.readline().strip()
     holder.kill()
     holder.wait(30)
+
+
+def test_embedded_postgres_stop_stops_a_database_left_running(data_dir):
+    manage(data_dir, "migrate", "--no-input")
+    kill_a_holder(data_dir)  # the server is left running with nobody to stop it
     assert postmaster(data_dir) is not None
 
     status = manage(data_dir, "embedded_postgres", "status").stdout
@@ -144,16 +148,7 @@ def test_make_stop_stops_the_server_then_its_database(data_dir, tmp_path):
 
 def test_a_holder_killed_outright_does_not_keep_the_database_running(data_dir):
     manage(data_dir, "migrate", "--no-input")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", CONNECT_AND_WAIT, str(data_dir / "never")],
-        cwd=BASE_DIR,
-        env=env_for(data_dir),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip()
-    holder.kill()  # its pid stays in the list of holders
-    holder.wait(30)
+    kill_a_holder(data_dir)  # its pid stays in the list of holders
 
     manage(data_dir, "migrate", "--no-input")  # joins, then leaves as the last live holder
 

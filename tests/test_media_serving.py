@@ -320,7 +320,7 @@ def keep_test_connections():
 
 
 def serve_through_gunicorn(raw_request):
-    """Run one request the way gunicorn's sync worker does (parser, wsgi.create, write_file), over a real
+    """Run one request the way gunicorn's workers do (parser, wsgi.create, write_file), over a real
     socket pair; returns the bytes the client receives."""
     cfg = Config()
     request = next(RequestParser(cfg, iter([raw_request]), ("127.0.0.1", 50000)))
