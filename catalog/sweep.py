@@ -4,9 +4,10 @@ row leaves behind (catalog.store writes the files first), or a write that failed
 Safe while imports and crawls run:
 - Only files not modified for a grace period. The store commits a row moments after writing its files, so
   a young file nobody references is one in flight.
-- An old orphan is never claimed later by a writer: the storage never reuses an existing name (it picks a
-  fresh one), and names are content-addressed. References are still read again just before each removal,
-  for a row committed after the listing (a slow transaction, a restored backup).
+- Names are content-addressed and the store overwrites: a writer storing the same picture again rewrites
+  its files, which makes them young again. So age and references are both read again just before each
+  removal (a row committed after the listing: a slow transaction, a restored backup); only the instant
+  between that last look and the removal is left to chance.
 - Nothing outside MEDIA_ROOT: links are neither followed nor removed, and each removal walks down to its
   file without following a link, so a folder swapped for a link meanwhile leads nowhere.
 - Only the folders the upload paths write into (catalog.models), never other files an operator keeps there.
