@@ -163,13 +163,6 @@ class CatalogImageQuerySet(models.QuerySet):
         )
         return Subquery(images.values("fingerprint"))
 
-    def media_names(self):
-        """The media files these rows refer to (originals and thumbnails), sorted: what a backup copies."""
-        names = set()
-        for file, thumbnail in self.order_by().values_list("file", "thumbnail"):
-            names.update(name for name in (file, thumbnail) if name)
-        return sorted(names)
-
     def vectors(self):
         """These images' embeddings as one (n, EMBEDDING_DIM) float32 array, in id order.
 

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.embedding import MODEL_NAME, MODEL_VERSION
+from catalog.mediarefs import referenced_names
 from catalog.models import CatalogImage, WikidataClass
 
 from .backup_manifest import (
@@ -115,7 +116,7 @@ def _exported_snapshot():
 def _snapshot_contents():
     images = CatalogImage.objects.all()
     return {
-        "media_names": images.media_names(),
+        "media_names": sorted(referenced_names()),
         "counts": {
             "classes": WikidataClass.objects.count(),
             "images": images.count(),
