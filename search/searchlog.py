@@ -15,6 +15,7 @@ from django.dispatch import Signal
 from rest_framework.exceptions import APIException
 
 from catalog.errors import Refusal
+from revimg.errorpages import is_database_outage
 
 from .service import SearchResult
 
@@ -86,9 +87,12 @@ def reported(kind, k=None):
 
 
 def _error_answer(exc):
-    """(code, status) of the answer an exception becomes: see search.api.exception_handler."""
+    """(code, status) of the answer an exception becomes: see search.api.exception_handler and
+    revimg.errorpages."""
     if isinstance(exc, Refusal):
         return exc.code, exc.status
     if isinstance(exc, APIException):
         return str(exc.default_code), exc.status_code
+    if is_database_outage(exc):
+        return "unavailable", 503  # revimg.errorpages answers it
     return "server_error", 500

@@ -40,7 +40,7 @@ def test_a_crash_in_the_api_answers_500_in_the_json_error_shape(client, monkeypa
     assert "a bug" not in response.content.decode()
 
 
-def test_a_lost_database_in_a_view_answers_503_with_retry_after(client, monkeypatch):
+def test_a_lost_database_in_a_view_answers_503_with_retry_after(client, monkeypatch, caplog):
     def unreachable(*args, **kwargs):
         raise OperationalError('connection to server on socket "/secret/.s.PGSQL.5432" failed')
 
@@ -50,6 +50,7 @@ def test_a_lost_database_in_a_view_answers_503_with_retry_after(client, monkeypa
     assert api["Retry-After"] == "5"
     assert api.json()["error"]["code"] == "unavailable"
     assert "secret" not in api.content.decode()
+    assert "status=503" in caplog.text and "error=unavailable" in caplog.text  # the search log agrees
     page = client.get("/?similar=1")
     assert page.status_code == 503
     assert b"Back in a moment" in page.content
