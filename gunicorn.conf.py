@@ -27,8 +27,9 @@ os.environ.setdefault("REVIMG_EMBED_THREADS", str(serving.embed_threads_per_work
 # worker: each may hold an upload being received (in memory up to FILE_UPLOAD_MAX_MEMORY_SIZE, on disk past it).
 worker_class = "gevent"
 worker_connections = env_int("REVIMG_WEB_CONNECTIONS", 100, minimum=1)
-# Database connections are per greenlet, so one kept after its request would never be used again.
-os.environ.setdefault("REVIMG_DB_CONN_MAX_AGE", "0")
+# Database connections are per greenlet: each worker keeps a few idle ones for its next requests
+# (revimg/postgres).
+os.environ.setdefault("REVIMG_DB_IDLE_CONNECTIONS", "4")
 # A search takes tens of milliseconds; a minute covers a 20 MB upload on a slow link before the worker
 # is declared stuck and replaced.
 timeout = env_int("REVIMG_WEB_TIMEOUT", 60, minimum=1)

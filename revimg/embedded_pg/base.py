@@ -1,11 +1,10 @@
 """The Django database backend that starts (or joins) revimg's embedded PostgreSQL on first connection."""
 
-from django.db.backends.postgresql import base as postgresql
-
 from revimg.embedded_pg import ensure_database, socket_dir_for
+from revimg.postgres import base as postgres
 
 
-class DatabaseWrapper(postgresql.DatabaseWrapper):
+class DatabaseWrapper(postgres.DatabaseWrapper):
     def get_connection_params(self):
         socket_dir = socket_dir_for(self.settings_dict["PGDATA"])
         self.settings_dict["HOST"] = socket_dir
