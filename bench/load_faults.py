@@ -48,6 +48,7 @@ from serve_load import (
     load_average,
     multipart_body,
     post_search,
+    print_logged_exceptions,
     sample_photos,
     setup_django,
     start_gunicorn,
@@ -336,6 +337,7 @@ def main():
             recorder, peaks, outage, slow_closed = run(server, args, queries, image_ids, hostile)
         finally:
             server.stop()
+        print_logged_exceptions(server, most=5)  # before its folder goes: why it answered what it did
     print_answers(recorder, args)
     print(f"slow connections closed by the server: {slow_closed} of {args.slow}")
     print_memory(server, peaks)

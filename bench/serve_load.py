@@ -305,6 +305,7 @@ class Server:
             **os.environ,
             "HOST": f"{LOOPBACK}:{self.port}",
             "REVIMG_ANON_SEARCH_RATE": "",  # no per-client limit: a benchmark is no abuse
+            "REVIMG_ANON_SIMILAR_RATE": "",
             "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),  # this server's own, emptied at start
         }
         self.log_path = workdir / f"{name}.log"
