@@ -79,3 +79,24 @@ def test_searches_answer_503_while_an_external_database_is_down_then_200_again(t
         assert health.status_code == 503 and health.json() == {"status": "unavailable"}
         assert after == [200] * 6
         assert after_quick_restart == [200] * 6
+
+
+def test_an_embedded_database_that_cannot_start_answers_503_until_it_can(tmp_path):
+    with fresh_data_dir() as data_dir:
+        manage(data_dir, "migrate", "--no-input")
+        env = {"REVIMG_DATA_DIR": str(data_dir), "REVIMG_DB_NAME": "revimg", **NO_LIMITS}
+        with gunicorn_server(tmp_path, env) as server:
+            assert search(server).status_code == 200
+            pgdata = data_dir / "postgres"
+            config, aside = pgdata / "postgresql.conf", pgdata / "postgresql.conf.aside"
+            embedded_pg.stop(str(pgdata))
+            config.rename(aside)  # a real failure to start: PostgreSQL finds no configuration file
+            try:
+                cannot_start = [search(server) for _ in range(3)]
+            finally:
+                aside.rename(config)
+            after = [search(server).status_code for _ in range(4)]
+
+        assert [answer.status_code for answer in cannot_start] == [503] * 3
+        assert all(answer.json()["error"]["code"] == "unavailable" for answer in cannot_start)
+        assert after == [200] * 4

@@ -6,7 +6,7 @@ from revimg.postgres import base as postgres
 
 class DatabaseWrapper(postgres.DatabaseWrapper):
     def get_connection_params(self):
-        socket_dir = socket_dir_for(self.settings_dict["PGDATA"])
+        socket_dir = self._started_server()
         self.settings_dict["HOST"] = socket_dir
         # The main database is ours to create. Test databases are not: Django creates (and drops) them itself,
         # connecting with NAME None, and a process started by a test (REVIMG_DB_NAME=test_..., see settings)
@@ -15,3 +15,12 @@ class DatabaseWrapper(postgres.DatabaseWrapper):
         if name and not name.startswith("test_") and name != "postgres":
             ensure_database(socket_dir, self.settings_dict["USER"], name)
         return super().get_connection_params()
+
+    def _started_server(self):
+        """The socket dir of the running server, started if need be. A server that will not start is a
+        database that cannot be reached (an OperationalError: the app answers 503 and the next connection
+        tries again), whatever the reason: pg_ctl failing or timing out, an unusable folder."""
+        try:
+            return socket_dir_for(self.settings_dict["PGDATA"])
+        except Exception as error:
+            raise self.Database.OperationalError(f"the embedded PostgreSQL did not start: {error}") from error
