@@ -43,8 +43,13 @@ def error_response(request, status, code, message, retry_after=None):
     else:
         page = render_to_string("error.html", {"title": TITLES.get(status, "Error"), "message": message})
         response = HttpResponse(page, status=status)
-    if retry_after is not None:
-        response["Retry-After"] = str(retry_after)
+    return with_retry_after(response, retry_after)
+
+
+def with_retry_after(response, seconds):
+    """response telling the client how long to wait (Retry-After) when there is a wait to tell."""
+    if seconds is not None:
+        response["Retry-After"] = str(seconds)
     return response
 
 

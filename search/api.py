@@ -14,7 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from catalog.errors import Refusal
 from catalog.models import CatalogImage, WikidataClass, searchable_q
-from revimg.errorpages import error_body
+from revimg.errorpages import error_body, with_retry_after
 
 from . import searchlog, service
 from .inputs import QueryError, k_in, positive_int, query_image
@@ -76,10 +76,9 @@ QID_PARAMETER = OpenApiParameter(
 def exception_handler(exc, context):
     """Every error the API answers has one shape: {"error": {"code": ..., "message": ...}}."""
     if isinstance(exc, Refusal):
-        response = Response(error_body(exc.code, exc.message), status=exc.status)
-        if exc.retry_after is not None:
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+        return with_retry_after(
+            Response(error_body(exc.code, exc.message), status=exc.status), exc.retry_after
+        )
     response = drf_exception_handler(exc, context)
     if response is not None:
         response.data = error_body(*_describe(exc))

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods
 from catalog.errors import Refusal
 from catalog.models import CatalogImage
 from catalog.store import thumbnail_bytes
+from revimg.errorpages import with_retry_after
 
 from . import searchlog, service
 from .inputs import QueryError, query_image
@@ -46,10 +47,7 @@ def index(request):
 def refused(request, exc):
     """The search page again with the refusal's notice, so another picture can be chosen at once."""
     context = {**_page_context(), "error": PAGE_MESSAGES.get(exc.code, exc.message)}
-    response = render(request, "search/index.html", context, status=exc.status)
-    if exc.retry_after is not None:
-        response["Retry-After"] = str(exc.retry_after)
-    return response
+    return with_retry_after(render(request, "search/index.html", context, status=exc.status), exc.retry_after)
 
 
 # revimg.bodylimit refuses a body too large to read before the view runs, and answers with this.
