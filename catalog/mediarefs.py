@@ -2,6 +2,7 @@
 
 from functools import reduce
 from operator import or_
+from pathlib import PurePosixPath
 
 from django.apps import apps
 from django.db import models
@@ -33,3 +34,12 @@ def is_referenced(name):
         model._base_manager.filter(reduce(or_, (Q(**{field: name}) for field in fields))).exists()
         for model, fields in file_fields()
     )
+
+
+def is_plain_name(name):
+    """Whether a media file name stays under MEDIA_ROOT as written: relative, "/"-separated, with no empty,
+    "." or ".." step (nor a NUL or a backslash). Such names are refused rather than normalised, so that one
+    file has one name and nothing climbs out of the media folder (the /media/ view, backups, the sweep)."""
+    if "\x00" in name or "\\" in name or PurePosixPath(name).is_absolute():
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))

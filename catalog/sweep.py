@@ -24,7 +24,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .mediarefs import is_referenced, referenced_names
+from .mediarefs import is_plain_name, is_referenced, referenced_names
 from .models import IMAGES_FOLDER, THUMBS_FOLDER
 
 DEFAULT_GRACE = timedelta(hours=1)
@@ -135,7 +135,7 @@ def _unlink_old_file(root_fd, name, cutoff):
     """Remove name under root_fd if it is still a regular file older than cutoff. None once removed, else
     why it was kept."""
     *folders, file_name = name.split("/")
-    if any(part in ("", ".", "..") for part in name.split("/")):
+    if not is_plain_name(name):
         return "not a plain name"
     dir_fd = _open_folders(root_fd, folders)
     if dir_fd is None:

@@ -10,7 +10,9 @@ import hashlib
 import json
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from catalog.mediarefs import is_plain_name
 
 FORMAT = "revimg-backup"
 FORMAT_VERSION = 1
@@ -93,8 +95,7 @@ def read_manifest(folder):
 
 def check_media_name(name):
     """Refuse a name that would land outside MEDIA_ROOT (a damaged or hostile manifest)."""
-    path = PurePosixPath(name)
-    if path.is_absolute() or "\\" in name or any(part in ("", ".", "..") for part in name.split("/")):
+    if not is_plain_name(name):
         raise BackupError(f"the manifest names a media file outside the media folder: {name!r}")
 
 

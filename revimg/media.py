@@ -5,13 +5,15 @@ import io
 import mimetypes
 import re
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotModified
 from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from django.views.decorators.http import require_safe
+
+from catalog.mediarefs import is_plain_name
 
 # A name never points at other bytes, so caches may keep it for a year without asking again.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -57,7 +59,7 @@ def media(request, path):
 
 def find_media_file(path):
     """The regular file at path under MEDIA_ROOT, or Http404 for anything outside it or not a file."""
-    if not is_plain_relative(path):
+    if not is_plain_name(path):
         raise Http404("no such file")
     root = Path(settings.MEDIA_ROOT).resolve()
     try:
@@ -70,13 +72,6 @@ def find_media_file(path):
         # A name too long, a file removed meanwhile: still nothing to serve.
         raise Http404("no such file") from None
     return MediaFile(file_path, path, stat.st_size, stat.st_mtime, make_etag(path, stat))
-
-
-def is_plain_relative(path):
-    # Refused here rather than normalised, so one file has one URL and no request climbs out of the root.
-    if "\x00" in path or "\\" in path or PurePosixPath(path).is_absolute():
-        return False
-    return all(part not in ("", ".", "..") for part in path.split("/"))
 
 
 def make_etag(name, stat):
