@@ -297,6 +297,12 @@ CELERY_TASK_ACKS_LATE = True
 # Queue names are settable so several deployments (or a test's worker) can share one Redis.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Tasks are acknowledged when they end (acks late): a task whose worker died (killed, its machine lost) is
+# given to another worker once this many seconds have passed since it was handed out (Redis' visibility
+# timeout). It must exceed the longest task and the longest retry countdown (ingest.tasks: 30 minutes), or
+# a task still running or waiting is handed out twice (harmless, the tasks are idempotent, but wasted work).
+REVIMG_TASK_REDELIVERY_SECONDS = env_int("REVIMG_TASK_REDELIVERY_SECONDS", 3600, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": REVIMG_TASK_REDELIVERY_SECONDS}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
