@@ -302,7 +302,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # timeout). It must exceed the longest task and the longest retry countdown (ingest.tasks: 30 minutes), or
 # a task still running or waiting is handed out twice (harmless, the tasks are idempotent, but wasted work).
 REVIMG_TASK_REDELIVERY_SECONDS = env_int("REVIMG_TASK_REDELIVERY_SECONDS", 3600, minimum=1)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": REVIMG_TASK_REDELIVERY_SECONDS}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": REVIMG_TASK_REDELIVERY_SECONDS,
+    # Each worker looks for such tasks every few seconds (kombu's default is one real look per 100 s, which
+    # would dwarf a short timeout); the look is one indexed read of Redis.
+    "unacked_restore_interval": max(1, min(10, REVIMG_TASK_REDELIVERY_SECONDS // 4)),
+    "unacked_restore_throttle": 1,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
