@@ -124,7 +124,7 @@ class S3Bucket:
     def key(self, name):
         return f"{self.prefix}/{name}" if self.prefix else name
 
-    def keys(self):
+    def object_keys(self):
         listing = self.client.list_objects_v2(Bucket=self.name)
         return sorted(item["Key"] for item in listing.get("Contents", []))
 

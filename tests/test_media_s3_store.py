@@ -22,7 +22,7 @@ def test_a_stored_picture_is_an_object_with_its_bytes_and_a_committed_row(s3_med
     sha = hashlib.sha256(data).hexdigest()
     assert image.file.name == f"images/{sha[:2]}/{sha}.jpg"
     assert s3_media.read(image.file.name) == data
-    assert s3_media.keys() == sorted([s3_media.key(image.file.name), s3_media.key(image.thumbnail.name)])
+    assert s3_media.object_keys() == sorted([s3_media.key(image.file.name), s3_media.key(image.thumbnail.name)])
     assert CatalogImage.objects.get(sha256=sha).file.name == image.file.name
     assert not settings.MEDIA_ROOT.exists()  # nothing went to the local folder
 
@@ -44,7 +44,7 @@ def test_the_same_picture_twice_is_one_object_and_one_row(s3_media):
     again, created_again = store.add_image(wikidata_class, data)
 
     assert created and not created_again and again.pk == first.pk
-    assert len(s3_media.keys()) == 2  # the picture and its thumbnail
+    assert len(s3_media.object_keys()) == 2  # the picture and its thumbnail
     assert CatalogImage.objects.count() == 1
 
 
@@ -74,7 +74,7 @@ def test_no_credentials_stop_with_the_reason_and_leave_nothing(s3_media, monkeyp
     with pytest.raises(store.MediaWriteError, match="Unable to locate credentials"):
         store.add_image(make_class("s3"), picture_bytes(5))
 
-    assert not CatalogImage.objects.exists() and s3_media.keys() == []
+    assert not CatalogImage.objects.exists() and s3_media.object_keys() == []
 
 
 def test_an_endpoint_that_does_not_answer_stops_the_import(s3_media, settings):
@@ -89,7 +89,7 @@ def test_an_endpoint_that_does_not_answer_stops_the_import(s3_media, settings):
     with pytest.raises(store.MediaWriteError, match="Could not connect to the endpoint URL"):
         store.add_image(make_class("s3"), picture_bytes(6))
 
-    assert not CatalogImage.objects.exists() and s3_media.keys() == []
+    assert not CatalogImage.objects.exists() and s3_media.object_keys() == []
 
 
 def test_a_failed_row_deletes_the_objects_it_wrote(s3_media, monkeypatch):
@@ -101,7 +101,7 @@ def test_a_failed_row_deletes_the_objects_it_wrote(s3_media, monkeypatch):
     with pytest.raises(RuntimeError):
         store.add_image(make_class("s3"), picture_bytes(7))
 
-    assert s3_media.keys() == []
+    assert s3_media.object_keys() == []
 
 
 def test_delete_unreferenced_keeps_objects_a_row_names(s3_media):
@@ -110,7 +110,7 @@ def test_delete_unreferenced_keeps_objects_a_row_names(s3_media):
 
     store.delete_unreferenced(["images/00/orphan.jpg", kept.file.name], kept.file.storage)
 
-    assert s3_media.keys() == sorted([s3_media.key(kept.file.name), s3_media.key(kept.thumbnail.name)])
+    assert s3_media.object_keys() == sorted([s3_media.key(kept.file.name), s3_media.key(kept.thumbnail.name)])
 
 
 @pytest.mark.slow
