@@ -22,7 +22,9 @@ def test_a_stored_picture_is_an_object_with_its_bytes_and_a_committed_row(s3_med
     sha = hashlib.sha256(data).hexdigest()
     assert image.file.name == f"images/{sha[:2]}/{sha}.jpg"
     assert s3_media.read(image.file.name) == data
-    assert s3_media.object_keys() == sorted([s3_media.key(image.file.name), s3_media.key(image.thumbnail.name)])
+    assert s3_media.object_keys() == sorted(
+        [s3_media.key(image.file.name), s3_media.key(image.thumbnail.name)]
+    )
     assert CatalogImage.objects.get(sha256=sha).file.name == image.file.name
     assert not settings.MEDIA_ROOT.exists()  # nothing went to the local folder
 
