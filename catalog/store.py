@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import logging
 from dataclasses import dataclass, field
 
 from django.core.files.base import ContentFile
@@ -9,11 +10,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from PIL import Image
 
+from . import objectstore
 from .embedding import MODEL_NAME, MODEL_VERSION, get_embedder
 from .imagefile import open_image
 from .mediarefs import is_referenced
 from .models import CatalogImage
 from .phash import phash_hex
+
+log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = (320, 320)
 FORMAT_EXTENSIONS = {
@@ -95,14 +99,16 @@ def save(wikidata_class, candidate, vector):
 
 
 class MediaWriteError(Exception):
-    """The media folder would not take a file: read-only, full, not a folder, not ours to write. No image can
-    be stored until someone fixes it, so callers stop instead of failing image after image."""
+    """The media storage would not take a file: a folder read-only, full or not ours to write; a bucket
+    missing, refusing our credentials or not answering. No image can be stored until someone fixes it, so
+    callers stop instead of failing image after image."""
 
-    def __init__(self, folder, error):
-        self.folder = folder
-        self.reason = error.strerror or str(error)
+    def __init__(self, storage, error):
+        self.storage = objectstore.describe(storage)
+        self.reason = objectstore.reason(error)
+        setting = "REVIMG_S3_BUCKET" if objectstore.is_object_storage(storage) else "REVIMG_MEDIA_ROOT"
         super().__init__(
-            f"cannot store images in the media folder {folder} (REVIMG_MEDIA_ROOT): {self.reason}"
+            f"cannot store images in the media storage {self.storage} ({setting}): {self.reason}"
         )
 
 
@@ -119,8 +125,8 @@ def write_files(image, candidate):
 def _write(field_file, name, data):
     try:
         field_file.save(name, ContentFile(data), save=False)
-    except OSError as error:
-        raise MediaWriteError(field_file.storage.location, error) from error
+    except objectstore.STORAGE_ERRORS as error:
+        raise MediaWriteError(field_file.storage, error) from error
 
 
 def delete_unreferenced(names, storage):
@@ -150,4 +156,8 @@ def thumbnail_bytes(image):
 
 
 def _delete_files(image):
-    delete_unreferenced([image.file.name, image.thumbnail.name], image.file.storage)
+    """Undo a write that did not become a row; a storage that refuses this too already said why."""
+    try:
+        delete_unreferenced([image.file.name, image.thumbnail.name], image.file.storage)
+    except objectstore.STORAGE_ERRORS:
+        log.warning("could not remove the files of an image that was not stored", exc_info=True)

@@ -8,6 +8,8 @@ Safe while imports and crawls run:
   its files, which makes them young again. So age and references are both read again just before each
   removal (a row committed after the listing: a slow transaction, a restored backup); only the instant
   between that last look and the removal is left to chance.
+- On object storage (catalog.objectstore) the same: keys listed under the swept folders of the prefix, age
+  read from LastModified, and age and references read again just before each DELETE.
 - Nothing outside MEDIA_ROOT: links are neither followed nor removed, and each removal walks down to its
   file without following a link, so a folder swapped for a link meanwhile leads nowhere.
 - Only the folders the upload paths write into (catalog.models), never other files an operator keeps there.
@@ -18,12 +20,16 @@ import errno
 import os
 import stat
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 
+from . import objectstore
 from .mediarefs import is_plain_name, is_referenced, referenced_names
 from .models import IMAGES_FOLDER, THUMBS_FOLDER
 
@@ -43,7 +49,7 @@ class SweepSummary:
     removed: list = field(default_factory=list)  # names
     bytes_freed: int = 0
     kept: list = field(default_factory=list)  # (name, why): referenced meanwhile, changed, gone
-    failed: list = field(default_factory=list)  # (name, OS reason)
+    failed: list = field(default_factory=list)  # (name, the storage's reason)
 
     def __str__(self):
         text = f"{len(self.removed)} files removed, {self.bytes_freed} bytes freed"
@@ -55,20 +61,20 @@ class SweepSummary:
 
 
 def sweep_media(grace=DEFAULT_GRACE):
-    """Remove the orphans under MEDIA_ROOT (find_orphans, then remove_orphans); a SweepSummary."""
+    """Remove the orphans in the media storage (find_orphans, then remove_orphans); a SweepSummary."""
     return remove_orphans(find_orphans(grace), grace)
 
 
 def find_orphans(grace=DEFAULT_GRACE):
-    """The regular files in the swept folders that no row refers to and that nobody wrote within grace.
+    """The files in the swept folders that no row refers to and that nobody wrote within grace.
 
     Files are listed before the references are read: a file whose row committed during the listing is then
     seen as referenced, not as an orphan.
     """
     cutoff = time.time() - grace.total_seconds()
-    listed = [(name, info) for name, info in _regular_files(media_root()) if info.st_mtime < cutoff]
+    listed = [(name, size) for name, size, mtime in _listing() if mtime < cutoff]
     referenced = referenced_names()
-    return [Orphan(name, info.st_size) for name, info in listed if name not in referenced]
+    return [Orphan(name, size) for name, size in listed if name not in referenced]
 
 
 def remove_orphans(orphans, grace=DEFAULT_GRACE):
@@ -77,29 +83,62 @@ def remove_orphans(orphans, grace=DEFAULT_GRACE):
     if not orphans:
         return summary
     cutoff = time.time() - grace.total_seconds()
-    root = os.open(media_root(), os.O_RDONLY | os.O_DIRECTORY)
-    try:
+    with _remover() as remove_if_old:
         for orphan in orphans:
             if is_referenced(orphan.name):
                 summary.kept.append((orphan.name, "a row refers to it now"))
                 continue
             try:
-                why_kept = _unlink_old_file(root, orphan.name, cutoff)
-            except OSError as error:
-                summary.failed.append((orphan.name, error.strerror or str(error)))
+                why_kept = remove_if_old(orphan.name, cutoff)
+            except objectstore.STORAGE_ERRORS as error:
+                summary.failed.append((orphan.name, objectstore.reason(error)))
                 continue
             if why_kept:
                 summary.kept.append((orphan.name, why_kept))
             else:
                 summary.removed.append(orphan.name)
                 summary.bytes_freed += orphan.size
-    finally:
-        os.close(root)
     return summary
 
 
 def media_root():
     return Path(settings.MEDIA_ROOT)
+
+
+def _listing():
+    """(name, size, modified timestamp) of every file in the swept folders of the media storage."""
+    if objectstore.is_object_storage(default_storage):
+        for folder in SWEPT_FOLDERS:
+            yield from objectstore.list_files(default_storage, folder)
+        return
+    for name, info in _regular_files(media_root()):
+        yield name, info.st_size, info.st_mtime
+
+
+@contextmanager
+def _remover():
+    """A function (name, cutoff) removing one file if it is still old: None once removed, else why kept."""
+    if objectstore.is_object_storage(default_storage):
+        yield partial(_delete_old_object, default_storage)
+        return
+    root = os.open(media_root(), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield partial(_unlink_old_file, root)
+    finally:
+        os.close(root)
+
+
+def _delete_old_object(storage, name, cutoff):
+    # S3 has no "delete if unchanged": as on a folder, only the instant after this look is left to chance.
+    if not is_plain_name(name):
+        return "not a plain name"
+    modified = objectstore.modified(storage, name)
+    if modified is None:
+        return "gone"
+    if modified >= cutoff:
+        return "written again"
+    storage.delete(name)
+    return None
 
 
 def _regular_files(root):

@@ -3,7 +3,8 @@
 Consistency. The dump and the list of media files come from one snapshot: a REPEATABLE READ transaction
 exports its snapshot, lists the files its rows refer to, and pg_dump runs in that very snapshot
 (--snapshot). The files are copied after the dump: catalog.store writes a file before committing its row
-and never changes a file once written, so every file a row of the dump names is on disk already. Rows
+and never changes a file once written, so every file a row of the dump names is stored already. Files are
+read through the media storage: the media folder, or the S3 bucket. Rows
 committed after the snapshot are not in the dump, and their files are not copied. Only a file deleted
 meanwhile (its row removed after the snapshot) can be absent: the manifest lists it as missing, and the
 command says so.
@@ -19,9 +20,11 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
+from catalog import objectstore
 from catalog.embedding import MODEL_NAME, MODEL_VERSION
 from catalog.mediarefs import referenced_names
 from catalog.models import CatalogImage, WikidataClass
@@ -32,7 +35,7 @@ from .backup_manifest import (
     FORMAT_VERSION,
     MEDIA,
     BackupError,
-    copy_hashed,
+    copy_stream_hashed,
     file_entry,
     write_manifest,
 )
@@ -126,15 +129,20 @@ def _snapshot_contents():
 
 
 def copy_media(names, target):
-    """Copy the named files from MEDIA_ROOT under target; returns (manifest entries, names not found)."""
-    root = Path(settings.MEDIA_ROOT)
+    """Copy the named files from the media storage under target; returns (manifest entries, names not
+    found). BackupError when the storage will not give them."""
     entries, missing = [], []
     for name in names:
         try:
-            size, sha256 = copy_hashed(root / name, target / name)
+            with default_storage.open(name, "rb") as reader:
+                size, sha256 = copy_stream_hashed(reader, target / name)
         except FileNotFoundError:
             missing.append(name)
             continue
+        except objectstore.STORAGE_ERRORS as error:
+            raise BackupError(
+                f"cannot read {name} from the media storage {objectstore.describe()}: {objectstore.reason(error)}"
+            ) from error
         entries.append({"name": name, "size": size, "sha256": sha256})
     return entries, missing
 

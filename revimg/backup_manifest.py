@@ -3,7 +3,8 @@
 Layout of a backup folder:
     manifest.json    written last: a folder without it is no (complete) backup
     database.dump    pg_dump's custom format
-    media/<name>     each media file the dump's rows refer to, under its name in MEDIA_ROOT
+    media/<name>     each media file the dump's rows refer to, under its name in the media storage (a name
+                     in MEDIA_ROOT, or a key in the bucket after REVIMG_S3_PREFIX)
 """
 
 import hashlib
@@ -30,11 +31,17 @@ class BackupError(Exception):
 
 
 def copy_hashed(source, target):
-    """Copy source to target (made, or overwritten), flushed to disk; returns (size, sha256) of the bytes."""
+    """Copy the file at source to target (made, or overwritten), flushed to disk; returns (size, sha256)."""
+    with open(source, "rb") as reader:
+        return copy_stream_hashed(reader, target)
+
+
+def copy_stream_hashed(reader, target):
+    """Copy what reader holds to target (made, or overwritten), flushed to disk; returns (size, sha256)."""
     digest = hashlib.sha256()
     size = 0
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(source, "rb") as reader, open(target, "wb") as writer:
+    with open(target, "wb") as writer:
         while chunk := reader.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)

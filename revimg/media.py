@@ -1,4 +1,4 @@
-"""Serving /media/: catalog files are content-addressed, so they are sent as immutable, with validators,
+"""Serving /media/ from the local media folder: catalog files are content-addressed, so they are sent as immutable, with validators,
 single byte ranges, and the app server's sendfile (or a front server's X-Accel-Redirect)."""
 
 import io
@@ -13,6 +13,7 @@ from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotModi
 from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from django.views.decorators.http import require_safe
 
+from catalog import objectstore
 from catalog.mediarefs import is_plain_name
 
 # A name never points at other bytes, so caches may keep it for a year without asking again.
@@ -42,6 +43,9 @@ class Unsatisfiable(Exception):
 
 @require_safe
 def media(request, path):
+    if objectstore.is_object_storage():
+        # Pictures in a bucket are fetched from its own URLs (image.file.url), never through the app.
+        raise Http404("no such file")
     media_file = find_media_file(path)
     if not_modified(request, media_file):
         return with_validators(HttpResponseNotModified(), media_file)

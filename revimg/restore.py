@@ -1,8 +1,9 @@
-"""`manage.py restore DIR`: a backup (revimg.backup) back into the database and MEDIA_ROOT.
+"""`manage.py restore DIR`: a backup (revimg.backup) back into the database and the media storage.
 
 Order, so that a refusal or a failure loses nothing:
 1. The backup is checked against its manifest (the dump whole, then each media file while it is copied
-   into a staging folder inside MEDIA_ROOT) before anything outside that folder changes.
+   into a staging folder inside MEDIA_ROOT, or read before any is uploaded to the S3 bucket) before
+   anything outside that folder changes.
 2. The media files are moved into place before the rows that name them are restored, as catalog.store
    writes them. They are named by content, so one already there is the same picture.
 3. The database is replaced in one transaction (psql running pg_restore's script after dropping the
@@ -18,9 +19,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.cache.backends.db import DatabaseCache
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import connection
 from django.utils.module_loading import import_string
+
+from catalog import objectstore
 
 from .backup_manifest import DUMP, MEDIA, BackupError, copy_hashed, file_entry, read_manifest, verify_entry
 from .pgtools import connection_args, error_gist, server_major, tool_folder
@@ -50,11 +55,7 @@ def restore(folder, force=False, stdout=None):
     _verify_dump(folder, manifest["database"])
     if not force:
         _refuse_data()
-    staging = _stage_media(folder, manifest["media"])
-    try:
-        _place_media(staging, manifest["media"])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    restore_media(folder, manifest["media"])
     restore_database(folder / DUMP)
     call_command("migrate", interactive=False, verbosity=0 if stdout is None else 1, stdout=stdout)
     return manifest
@@ -96,6 +97,48 @@ def _refuse_data():
         )
 
 
+def restore_media(folder, entries):
+    """Put the backup's media files into the media storage, each checked against the manifest first."""
+    if objectstore.is_object_storage():
+        _upload_media(_checked_sources(folder, entries))
+        return
+    staging = _stage_media(folder, entries)
+    try:
+        _place_media(staging, entries)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _checked_sources(folder, entries):
+    """[(name, path in the backup)] once every file there is what the manifest says."""
+    sources = []
+    for entry in entries:
+        source = _backup_file(folder, entry)
+        verify_entry(f"{MEDIA}/{entry['name']}", entry, file_entry(source))
+        sources.append((entry["name"], source))
+    return sources
+
+
+def _upload_media(sources):
+    """Each file to the bucket: a PUT lands whole or not at all, and one already there is the same picture."""
+    for name, source in sources:
+        try:
+            with open(source, "rb") as reader:
+                default_storage.save(name, File(reader))
+        except objectstore.STORAGE_ERRORS as error:
+            raise BackupError(
+                f"cannot write {name} to the media storage {objectstore.describe()}: "
+                f"{objectstore.reason(error)}; the database is unchanged"
+            ) from error
+
+
+def _backup_file(folder, entry):
+    source = folder / MEDIA / entry["name"]
+    if not source.is_file():
+        raise BackupError(f"the backup does not match its manifest: {MEDIA}/{entry['name']} is missing")
+    return source
+
+
 def _stage_media(folder, entries):
     """Copy the backup's media into a staging folder inside MEDIA_ROOT, each file checked on the way."""
     root = Path(settings.MEDIA_ROOT)
@@ -103,11 +146,7 @@ def _stage_media(folder, entries):
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=root))
     try:
         for entry in entries:
-            source = folder / MEDIA / entry["name"]
-            if not source.is_file():
-                raise BackupError(
-                    f"the backup does not match its manifest: {MEDIA}/{entry['name']} is missing"
-                )
+            source = _backup_file(folder, entry)
             size, sha256 = copy_hashed(source, staging / entry["name"])
             verify_entry(f"{MEDIA}/{entry['name']}", entry, {"size": size, "sha256": sha256})
     except BaseException:

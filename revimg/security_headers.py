@@ -1,7 +1,13 @@
 """Headers Django 5.2 does not set itself: a Content-Security-Policy and a Permissions-Policy, on every response.
 
+Pictures in object storage are shown from the bucket's (or the CDN's) origin, which img-src then allows.
+
 A view that sets either header itself keeps its own.
 """
+
+from django.core.files.storage import storages
+
+from catalog import objectstore
 
 CONTENT_SECURITY_POLICY = {
     "default-src": ["'self'"],
@@ -58,12 +64,19 @@ def view_names(request):
 
 
 def content_security_policy(views):
+    policy = CONTENT_SECURITY_POLICY
+    origin = media_origin()
+    if origin:
+        policy = {**policy, "img-src": [*policy["img-src"], origin]}
     if views & INLINE_STYLE_VIEWS:
-        return {
-            **CONTENT_SECURITY_POLICY,
-            "style-src": [*CONTENT_SECURITY_POLICY["style-src"], "'unsafe-inline'"],
-        }
-    return CONTENT_SECURITY_POLICY
+        policy = {**policy, "style-src": [*policy["style-src"], "'unsafe-inline'"]}
+    return policy
+
+
+def media_origin():
+    """The origin pictures come from when they live in object storage (their URLs point there), else None."""
+    storage = storages["default"]
+    return objectstore.url_origin(storage) if objectstore.is_object_storage(storage) else None
 
 
 def permissions_policy(views):

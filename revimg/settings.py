@@ -14,7 +14,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from catalog.imagefile import DEFAULT_MAX_PIXELS
-from revimg.env import env_bool, env_float, env_int, env_list, env_networks, env_rate, env_str
+from revimg import mediastorage
+from revimg.env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -219,13 +220,25 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Pictures live in MEDIA_ROOT (local), or in an S3-compatible bucket that workers on other machines share
+# (revimg.mediastorage; credentials come from the standard AWS variables, which boto3 reads itself).
+REVIMG_MEDIA_STORAGE = env_choice(
+    "REVIMG_MEDIA_STORAGE", mediastorage.LOCAL, (mediastorage.LOCAL, mediastorage.S3)
+)
+if REVIMG_MEDIA_STORAGE == mediastorage.S3:
+    MEDIA_STORAGE = mediastorage.s3_storage(
+        bucket=env_str("REVIMG_S3_BUCKET"),
+        prefix=env_str("REVIMG_S3_PREFIX"),
+        endpoint_url=env_str("REVIMG_S3_ENDPOINT_URL"),
+        region=env_str("REVIMG_S3_REGION") or "us-east-1",
+        signed=env_bool("REVIMG_S3_SIGNED_URLS", True),
+        expiry=env_int("REVIMG_S3_URL_EXPIRY_SECONDS", 3600, minimum=1),
+        public_url=env_str("REVIMG_S3_PUBLIC_URL"),
+    )
+else:
+    MEDIA_STORAGE = mediastorage.LOCAL_STORAGE
 STORAGES = {
-    # Media names are content hashes, so overwriting a file rewrites the same bytes: a crash between
-    # writing a file and committing its row leaves nothing that a re-run does not repair.
-    "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"allow_overwrite": True},
-    },
+    "default": MEDIA_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True

@@ -1,4 +1,5 @@
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,44 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def media_in_tmp(settings, tmp_path):
     """Every test writes its image files in a folder of its own."""
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto's S3 server (tests/s3_server.py), one for the session: its endpoint URL."""
+    from tests.s3_server import MotoServerError, moto_server
+
+    try:
+        with moto_server() as endpoint:
+            yield endpoint
+    except MotoServerError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"{error}\nCI must run the S3 tests (requirements-dev.txt installs moto[server])")
+        pytest.skip(str(error))
+
+
+@pytest.fixture
+def s3_media(moto_endpoint, settings, monkeypatch):
+    """This test's pictures in a fresh bucket of its own on moto's server (signed URLs, a key prefix)."""
+    from revimg.mediastorage import S3, s3_storage
+    from tests.s3_server import REGION, S3Bucket, create_bucket, s3_env
+
+    bucket = f"revimg-{uuid.uuid4().hex[:16]}"
+    client = create_bucket(moto_endpoint, bucket)
+    env = s3_env(moto_endpoint, bucket, prefix="pictures")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"):
+        monkeypatch.setenv(name, env[name])
+    # No profile or credentials file of the machine's user is read in place of the ones above.
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    settings.REVIMG_MEDIA_STORAGE = S3
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": s3_storage(bucket, prefix="pictures", endpoint_url=moto_endpoint, region=REGION),
+    }
+    return S3Bucket(moto_endpoint, bucket, "pictures", client)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ DEFAULT_MINUTES = int(sweep.DEFAULT_GRACE.total_seconds() // 60)
 
 class Command(BaseCommand):
     help = (
-        "Remove image files under MEDIA_ROOT that no row refers to (left by a killed or failed import), "
+        "Remove image files in the media storage (MEDIA_ROOT or the S3 bucket) that no row refers to (left by a killed or failed import), "
         "sparing files written within the grace period: safe while imports run."
     )
 

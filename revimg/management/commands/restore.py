@@ -7,7 +7,7 @@ from revimg.restore import restore
 
 class Command(BaseCommand):
     help = (
-        "Restore a backup made by `manage.py backup` into the database and MEDIA_ROOT, then migrate. Stop the "
+        "Restore a backup made by `manage.py backup` into the database and the media storage (MEDIA_ROOT or the S3 bucket), then migrate. Stop the "
         "app and its workers first. Refuses a database that holds data unless --force."
     )
 
