@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from catalog.imagefile import DEFAULT_MAX_PIXELS
+from revimg.embedded_pg.network import DEFAULT_PORT, network_from
 from revimg.env import env_bool, env_float, env_int, env_list, env_networks, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -186,6 +187,15 @@ else:
             "PGDATA": str(REVIMG_DATA_DIR / "postgres"),
             "CONN_MAX_AGE": conn_max_age,
             "CONN_HEALTH_CHECKS": True,
+            # For other machines (revimg.embedded_pg.network): TCP addresses to listen on (empty: the unix
+            # socket only), their port, the password TCP clients must give, and the client networks allowed
+            # (default: those of the listen addresses). Applied at each start of the server.
+            "NETWORK": network_from(
+                listen=env_list("REVIMG_EMBEDDED_PG_LISTEN"),
+                port=env_int("REVIMG_EMBEDDED_PG_PORT", DEFAULT_PORT, minimum=1),
+                password=env_str("REVIMG_EMBEDDED_PG_PASSWORD"),
+                allowed=env_networks("REVIMG_EMBEDDED_PG_ALLOWED"),
+            ),
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
