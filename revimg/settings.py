@@ -198,6 +198,18 @@ else:
             ),
         }
     }
+# Read replicas for search (catalog.replicas), as aliases replica_1, replica_2, ...: same engine and connection
+# handling as a DATABASE_URL; a replica that takes more than 5 s to connect counts as down (unless the URL
+# sets connect_timeout). Only search reads go there (revimg.dbrouter).
+REVIMG_SEARCH_REPLICAS = []
+for number, replica_url in enumerate(env_list("REVIMG_DATABASE_REPLICA_URLS"), start=1):
+    replica = dj_database_url.parse(
+        replica_url, engine="revimg.postgres", conn_max_age=conn_max_age, conn_health_checks=True
+    )
+    replica["OPTIONS"].setdefault("connect_timeout", 5)
+    DATABASES[f"replica_{number}"] = replica
+    REVIMG_SEARCH_REPLICAS.append(f"replica_{number}")
+DATABASE_ROUTERS = ["revimg.dbrouter.PrimaryRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -3,7 +3,6 @@ that give its password, from the allowed networks only; `embedded_postgres start
 prints the DATABASE_URL they use. Each test starts its own server, on loopback and a free port."""
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,17 +13,12 @@ from django.core.exceptions import ImproperlyConfigured
 from revimg import embedded_pg
 from revimg.embedded_pg.network import network_from, own_network
 from revimg.settings import BASE_DIR
+from tests.app_server import free_loopback_port
 from tests.data_dirs import DEADLINE, fresh_data_dir, manage, postmaster
 
 pytestmark = pytest.mark.slow
 
 PASSWORD = "a-long-test-password-4711"
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def listening_on(port, password=PASSWORD, **extra):
@@ -58,7 +52,7 @@ def data_dir():
 
 
 def test_started_for_other_machines_it_takes_tcp_clients_with_its_password_only(data_dir, tmp_path):
-    port = free_port()
+    port = free_loopback_port()
 
     started = manage(data_dir, "embedded_postgres", "start", env=listening_on(port))
 
@@ -79,7 +73,7 @@ def test_started_for_other_machines_it_takes_tcp_clients_with_its_password_only(
 
 
 def test_start_prints_the_password_when_asked(data_dir):
-    port = free_port()
+    port = free_loopback_port()
 
     started = manage(data_dir, "embedded_postgres", "start", "--show-password", env=listening_on(port))
 
@@ -89,7 +83,9 @@ def test_start_prints_the_password_when_asked(data_dir):
 @pytest.mark.parametrize(("password", "said"), [("", "(it is unset)"), ("short-one", "(it is too short)")])
 def test_listening_without_a_good_password_refuses_to_start(data_dir, password, said):
     with pytest.raises(subprocess.CalledProcessError) as refused:
-        manage(data_dir, "embedded_postgres", "start", env=listening_on(free_port(), password=password))
+        manage(
+            data_dir, "embedded_postgres", "start", env=listening_on(free_loopback_port(), password=password)
+        )
 
     assert (
         "REVIMG_EMBEDDED_PG_PASSWORD must be set to a password of at least 16 characters"
@@ -100,7 +96,7 @@ def test_listening_without_a_good_password_refuses_to_start(data_dir, password, 
 
 
 def test_a_restart_applies_changed_settings(data_dir):
-    first, second = free_port(), free_port()
+    first, second = free_loopback_port(), free_loopback_port()
     manage(data_dir, "embedded_postgres", "start", env=listening_on(first))
     manage(data_dir, "embedded_postgres", "stop")
 
