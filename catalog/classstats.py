@@ -9,6 +9,7 @@ refresh the classes they touched, so searches after them find the rows ready.
 from dataclasses import replace
 
 import numpy as np
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import F, OuterRef
 
 from .models import CatalogImage, ClassStatistics, VectorBytes, WikidataClass
@@ -16,14 +17,15 @@ from .progress import no_progress
 from .vectorstats import ClassStats, class_stats
 
 
-def stats_of(class_id) -> ClassStats | None:
+def stats_of(class_id, using=DEFAULT_DB_ALIAS) -> ClassStats | None:
     """The statistics of a class's searchable images, or None when it has none.
 
-    One query when the stored row still holds; otherwise two more (the vectors, the upsert), once per change
-    of the class for all processes.
+    One query (on the database alias using: a search's replica) when the stored row still holds; otherwise
+    two more on the primary (the vectors, the upsert), once per change of the class for all processes.
     """
     row = (
-        WikidataClass.objects.filter(pk=class_id)
+        WikidataClass.objects.using(using)
+        .filter(pk=class_id)
         .annotate(current=CatalogImage.objects.searchable().class_fingerprint(OuterRef("pk")))
         .values(
             "current",
@@ -38,7 +40,8 @@ def stats_of(class_id) -> ClassStats | None:
     if row is None or row["current"] is None:
         return None
     if row["fingerprint"] != row["current"]:
-        return refresh_class(class_id, row["current"])
+        # A replica's fingerprint may be older than the primary's: the primary reads its own.
+        return refresh_class(class_id, row["current"] if using == DEFAULT_DB_ALIAS else None)
     return ClassStats(
         count=row["count"],
         tightness=row["tightness"],

@@ -2,23 +2,26 @@
 
 /healthz: the process answers and reaches its database (a liveness probe).
 /readyz: it can serve searches now: database, the image model loaded in this worker, the shared cache.
+It also says whether each read replica answers, without failing for one that does not: searches then go
+to the primary (catalog.replicas).
 """
 
 import logging
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from catalog.embedding import get_embedder
+from catalog.replicas import replicas
 
 logger = logging.getLogger(__name__)
 
 
-def _database_answers():
-    with connection.cursor() as cursor:
+def _database_answers(database=connection):
+    with database.cursor() as cursor:
         cursor.execute("SELECT 1")
     return True
 
@@ -63,5 +66,16 @@ def readyz(request):
         "cache": _passes("cache", _cache_answers),
     }
     body, status = _answer(checks)
-    body["checks"] = {name: "ok" if passed else "failing" for name, passed in checks.items()}
+    body["checks"] = _said(checks)
+    if replicas():
+        body["replicas"] = _said(
+            {
+                alias: _passes(alias, lambda alias=alias: _database_answers(connections[alias]))
+                for alias in replicas()
+            }
+        )
     return JsonResponse(body, status=status)
+
+
+def _said(results):
+    return {name: "ok" if passed else "failing" for name, passed in results.items()}

