@@ -52,7 +52,7 @@ class AppServer:
     def ready(self):
         try:
             return requests.get(self.url + "/readyz", timeout=5).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # still starting (a busy machine is slow)
             return False
 
 

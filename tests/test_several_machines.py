@@ -28,11 +28,12 @@ import psycopg
 import pytest
 import requests
 from django.conf import settings as django_settings
+from pytest_httpserver import HTTPServer
 
 from catalog.embedding import get_embedder
 from tests.app_server import free_loopback_port, gunicorn_server
-from tests.crawl_server import standard_scenario
-from tests.s3_server import create_bucket, moto_server, s3_env
+from tests.crawl_server import FakeWikimedia, standard_scenario
+from tests.s3_server import create_bucket, moto_server, s3_client, s3_env
 from tests.services import redis_or_skip
 
 pytestmark = [pytest.mark.slow]
@@ -41,6 +42,19 @@ BROKER = "redis://127.0.0.1:6379/13"
 REDELIVERY_SECONDS = 8
 DEADLINE = 300  # seconds: a bound for a broken deployment, not a measurement
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def wiki(wikimedia_fixtures):
+    """The stand-in Wikimedia on a server of its own that answers requests in parallel: one machine's
+    download held (see Downloads) must not stop the other's requests."""
+    server = HTTPServer(host="127.0.0.1", port=free_loopback_port(), threaded=True)
+    server.start()
+    try:
+        yield FakeWikimedia(server, wikimedia_fixtures)
+    finally:
+        server.clear()
+        server.stop()
 
 
 @contextmanager
@@ -235,16 +249,7 @@ def assert_stored_once_and_embedded_once(database_url, endpoint, bucket, logs):
 
 
 def bucket_keys(endpoint, bucket):
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket)
     return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
 
