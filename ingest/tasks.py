@@ -10,7 +10,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from catalog.http import crawler as http
 
-from . import crawl
+from . import crawl, upkeep
 
 TRANSIENT = (http.TransientHTTPError, OperationalError, InterfaceError)
 RETRY = {
@@ -56,3 +56,37 @@ def fetch_image(source_id):
 @shared_task(name="ingest.embed_images", **RETRY)
 def embed_images(image_ids):
     return crawl.embed_images(image_ids)
+
+
+# --- upkeep (ingest.upkeep), sent by Celery beat on the schedule revimg.celery builds --------------------
+# No automatic retries: a failed job is recorded failed, and beat sends it again when it is next due.
+
+
+def _upkeep(job):
+    outcome = upkeep.run(job)  # a failure is recorded, then raised: the task fails too
+    return str(outcome)
+
+
+@shared_task(name="ingest.upkeep_suspects")
+def upkeep_suspects():
+    return _upkeep("suspects")
+
+
+@shared_task(name="ingest.upkeep_class_stats")
+def upkeep_class_stats():
+    return _upkeep("class_stats")
+
+
+@shared_task(name="ingest.upkeep_reembed")
+def upkeep_reembed():
+    return _upkeep("reembed")
+
+
+@shared_task(name="ingest.upkeep_recrawl")
+def upkeep_recrawl():
+    return _upkeep("recrawl")
+
+
+@shared_task(name="ingest.upkeep_sweep_media")
+def upkeep_sweep_media():
+    return _upkeep("sweep_media")
