@@ -21,7 +21,7 @@ def new_queue():
 
 def celery_env(queue, **extra):
     """The environment of a test's Celery process: this test's database, broker, queue and base URLs."""
-    return dict(
+    env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="revimg.settings",
         REVIMG_DATA_DIR=str(django_settings.REVIMG_DATA_DIR),
@@ -32,8 +32,8 @@ def celery_env(queue, **extra):
         REVIMG_WIKIDATA_API_URL=django_settings.REVIMG_WIKIDATA_API_URL,
         REVIMG_WIKIPEDIA_API_URL=django_settings.REVIMG_WIKIPEDIA_API_URL,
         REVIMG_COMMONS_API_URL=django_settings.REVIMG_COMMONS_API_URL,
-        **extra,
     )
+    return dict(env, **extra)
 
 
 def worker_command(queue):
