@@ -107,15 +107,15 @@ def made_by_an_older_model(image):
 @pytest.mark.slow  # the real image model
 def test_the_reembed_job_replaces_other_models_vectors_in_bounded_runs(monkeypatch):
     lighthouse = make_class("lighthouse", qid="Q39715")
-    stale = [made_by_an_older_model(make_image(lighthouse, seed)) for seed in range(3)]
+    stale = [made_by_an_older_model(make_image(lighthouse, seed)) for seed in range(4)]
     current = make_image(lighthouse, 10)
-    monkeypatch.setattr(upkeep, "REEMBED_BATCH", 1)
-    monkeypatch.setattr(upkeep, "REEMBED_PER_RUN", 2)
+    monkeypatch.setattr(upkeep, "REEMBED_BATCH", 2)
+    monkeypatch.setattr(upkeep, "REEMBED_PER_RUN", 3)
 
     first = upkeep.run("reembed")
 
-    assert first.summary == f"2 re-embedded with {MODEL_NAME} {MODEL_VERSION}, 0 failed, 1 stale left"
-    assert list(CatalogImage.objects.stale()) == [stale[2]]  # in id order
+    assert first.summary == f"3 re-embedded with {MODEL_NAME} {MODEL_VERSION}, 0 failed, 1 stale left"
+    assert list(CatalogImage.objects.stale()) == [stale[3]]  # in id order
     redone = CatalogImage.objects.get(pk=stale[0].pk)
     assert (redone.embedding_model, redone.embedding_version) == (MODEL_NAME, MODEL_VERSION)
     assert CatalogImage.objects.get(pk=current.pk).embedded_at == current.embedded_at  # left alone

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import CatalogImage, WikidataClass
-from ingest import upkeep
+from ingest import upkeep, wikidata
 from ingest.models import ClassCrawl, IngestRun
 from ingest.pipeline import run_crawl
 from tests.crawl_server import ADMONT, GALLERY, standard_scenario
@@ -110,3 +110,14 @@ def test_revisions_are_asked_fifty_items_a_request(wiki):
     assert sorted(qid for ids in batches for qid in ids) == sorted(c.qid for c in classes)
     assert outcome.summary == "none of 120 crawled classes changed on Wikidata"
     assert not full_props(wiki)
+
+
+def test_revisions_are_read_fifty_a_request_whoever_asks(wiki):
+    qids = [f"Q{1000 + n}" for n in range(51)]
+    for n, qid in enumerate(qids):
+        wiki.entities[qid] = {"type": "item", "id": qid, "lastrevid": 5000 + n, "claims": {}}
+
+    revisions = wikidata.revisions([*qids, "Q1"])  # Q1 missing: left out
+
+    assert revisions == {qid: 5000 + n for n, qid in enumerate(qids)}
+    assert [len(ids) for ids in asked_for(wiki, "info")] == [50, 2]
