@@ -59,34 +59,17 @@ def embed_images(image_ids):
 
 
 # --- upkeep (ingest.upkeep), sent by Celery beat on the schedule revimg.celery builds --------------------
-# No automatic retries: a failed job is recorded failed, and beat sends it again when it is next due.
 
 
-def _upkeep(job):
-    outcome = upkeep.run(job)  # a failure is recorded, then raised: the task fails too
-    return str(outcome)
+def _upkeep_task(job):
+    """The task of one upkeep job, named as revimg.celery's schedule expects. No automatic retries: a
+    failed job is recorded failed, and beat sends it again when it is next due."""
+
+    @shared_task(name=f"ingest.upkeep_{job}")
+    def run_upkeep_job():
+        return str(upkeep.run(job))  # a failure is recorded, then raised: the task fails too
+
+    return run_upkeep_job
 
 
-@shared_task(name="ingest.upkeep_suspects")
-def upkeep_suspects():
-    return _upkeep("suspects")
-
-
-@shared_task(name="ingest.upkeep_class_stats")
-def upkeep_class_stats():
-    return _upkeep("class_stats")
-
-
-@shared_task(name="ingest.upkeep_reembed")
-def upkeep_reembed():
-    return _upkeep("reembed")
-
-
-@shared_task(name="ingest.upkeep_recrawl")
-def upkeep_recrawl():
-    return _upkeep("recrawl")
-
-
-@shared_task(name="ingest.upkeep_sweep_media")
-def upkeep_sweep_media():
-    return _upkeep("sweep_media")
+UPKEEP_TASKS = {job: _upkeep_task(job) for job in upkeep.JOBS}

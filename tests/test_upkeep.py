@@ -239,3 +239,17 @@ def test_the_command_runs_every_job_by_default(settings):
 def test_the_command_refuses_an_unknown_job():
     with pytest.raises(CommandError, match="invalid choice: 'everything'"):
         upkeep_command("--only", "everything")
+
+
+def test_each_job_has_a_celery_task_that_runs_it_and_says_how_it_went(settings):
+    from ingest.tasks import UPKEEP_TASKS
+
+    stray_file(settings.MEDIA_ROOT, "images/ab/" + "ab" * 32 + ".jpg")
+
+    answer = UPKEEP_TASKS["sweep_media"].apply().get()
+
+    assert set(UPKEEP_TASKS) == set(upkeep.JOBS)
+    assert (
+        answer
+        == f"sweep_media: done: 1 files removed, 23 bytes freed (IngestRun #{the_run('sweep_media').id})"
+    )
