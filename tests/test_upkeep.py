@@ -8,6 +8,7 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
+from django.urls import reverse
 from django.utils import timezone
 
 from catalog import curation
@@ -253,3 +254,14 @@ def test_each_job_has_a_celery_task_that_runs_it_and_says_how_it_went(settings):
         answer
         == f"sweep_media: done: 1 files removed, 23 bytes freed (IngestRun #{the_run('sweep_media').id})"
     )
+
+
+def test_an_upkeep_run_shows_its_summary_in_the_admin(admin_client, settings):
+    stray_file(settings.MEDIA_ROOT, "images/ab/" + "ab" * 32 + ".jpg")
+    run_id = upkeep.run("sweep_media").run_id
+
+    page = admin_client.get(reverse("admin:ingest_ingestrun_change", args=[run_id]))
+
+    assert page.status_code == 200
+    assert "upkeep:sweep_media" in page.content.decode()
+    assert "1 files removed, 23 bytes freed" in page.content.decode()
