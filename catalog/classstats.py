@@ -93,16 +93,18 @@ def refresh(class_ids=None, progress=no_progress):
     Classes whose stored row still holds, or that have no searchable images, cost nothing more than one
     query for all of them.
     """
-    classes = WikidataClass.objects.all()
-    if class_ids is not None:
-        classes = classes.filter(pk__in=list(class_ids))
-    current = CatalogImage.objects.searchable().class_fingerprint(OuterRef("pk"))
-    rows = (
-        classes.order_by("pk")
-        .annotate(current=current)
-        .values_list("pk", "statistics__fingerprint", "current")
-    )
-    stale = [(pk, now) for pk, stored, now in rows if stored != now]
+    stale = stale_classes(class_ids)
     for class_id, fingerprint in progress(stale):
         refresh_class(class_id, fingerprint)
     return sum(fingerprint is not None for _, fingerprint in stale)
+
+
+def stale_classes(class_ids=None):
+    """[(class id, current fingerprint)] of the classes (default: all) whose statistics are stale, by id.
+
+    A None fingerprint: the class has no searchable images left, and refresh_class removes its row.
+    """
+    classes = WikidataClass.objects.all()
+    if class_ids is not None:
+        classes = classes.filter(pk__in=list(class_ids))
+    return list(classes.stale_statistics().order_by("pk").values_list("pk", "current_fingerprint"))

@@ -25,6 +25,25 @@ def wiki_path(title):
     return quote(title.replace(" ", "_"), safe=WIKI_PATH_SAFE)
 
 
+class WikidataClassQuerySet(models.QuerySet):
+    def stale_statistics(self):
+        """The one rule of stale class statistics: classes whose stored ClassStatistics are not those of their
+        searchable images now (a row computed from other images, a row while they have none, no row while
+        they have some). Each comes with current_fingerprint, that of its searchable images (None: none).
+
+        catalog.classstats.stats_of applies the same comparison to the one row it reads.
+        """
+        current = CatalogImage.objects.searchable().class_fingerprint(models.OuterRef("pk"))
+        stored = F("statistics__fingerprint")
+        return self.annotate(current_fingerprint=current).filter(
+            Q(statistics__isnull=True, current_fingerprint__isnull=False)
+            | Q(statistics__isnull=False, current_fingerprint__isnull=True)
+            # Both there and different: one of the two holds (either is false when a side is null).
+            | Q(current_fingerprint__lt=stored)
+            | Q(current_fingerprint__gt=stored)
+        )
+
+
 class WikidataClass(models.Model):
     """A class of things (what Wikidata items are an "instance of", P31): cat, lighthouse, espresso."""
 
@@ -38,8 +57,14 @@ class WikidataClass(models.Model):
     main_image = models.ForeignKey(
         "CatalogImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Which revision of the item the crawl last read: upkeep re-crawls the class once Wikidata has another.
+    wikidata_revision = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The item's revision (lastrevid) when last crawled"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = WikidataClassQuerySet.as_manager()
 
     class Meta:
         verbose_name = "Wikidata class"

@@ -319,6 +319,12 @@ class SuspectSummary:
     duplicates: int = 0
     phashes: int = 0
 
+    def __str__(self):
+        return (
+            f"{self.outliers} outliers, {self.duplicates} duplicate pairs "
+            f"({self.phashes} perceptual hashes computed)"
+        )
+
 
 def find_suspects(k=NEIGHBOURS):
     """Recompute every suspect and store them; dismissed ones stay dismissed. Returns a SuspectSummary."""

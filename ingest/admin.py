@@ -30,6 +30,7 @@ class IngestRunAdmin(ReadOnlyAdmin):
         ("host", "pid"),
         ("total", "processed", "progress"),
         ("created", "skipped", "failed"),
+        "summary",
         "error",
         "failure_table",
     )

@@ -5,10 +5,7 @@ can be stopped at any moment and run again: classes are keyed on their QID, plan
 Commons file), stored images on their content hash, and what is done is never asked of Wikimedia again.
 """
 
-import logging
-from contextlib import contextmanager
-
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from catalog import refresh, store
@@ -19,9 +16,9 @@ from catalog.progress import no_progress
 from catalog.weburl import storable_web_url
 
 from . import commons, dump, wikidata, wikipedia
+from .locks import advisory_lock
 from .models import ClassCrawl, ImageSource
 
-log = logging.getLogger(__name__)
 Origin = CatalogImage.Origin
 SOURCE_URL_LENGTH = CatalogImage._meta.get_field("source_url").max_length
 
@@ -40,6 +37,7 @@ def save_class(info):
         ("description", info.description),
         ("enwiki_title", info.enwiki_title),
         ("instance_count", info.instances),
+        ("wikidata_revision", info.revision),
     ):
         if value not in ("", None) and getattr(wikidata_class, field) != value:
             setattr(wikidata_class, field, value)
@@ -176,31 +174,14 @@ def fetch_source(source_id):
 CLAIM_LOCK_SPACE = 7_304_001
 
 
-@contextmanager
 def _claimed(source_id):
     """Claim a planned image for as long as it is fetched, so that two workers never fetch the same one.
 
-    A Postgres session advisory lock rather than a status column: the fetch commits more than once, and a
-    lock goes with its connection, so a worker killed mid-fetch leaves no claim behind to expire.
+    An advisory lock rather than a status column: the fetch commits more than once, and a worker killed
+    mid-fetch leaves no claim behind (ingest.locks).
     """
-    # Two int4 keys: ids past 2**31 wrap and may share a lock, which only leaves one fetch to a later run.
-    key = [CLAIM_LOCK_SPACE, source_id & 0x7FFFFFFF]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-        claimed = cursor.fetchone()[0]
-    try:
-        yield claimed
-    finally:
-        if claimed:
-            _release(key)
-
-
-def _release(key):
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-    except DatabaseError:
-        log.warning("could not release the claim %s; it goes with the connection", key)
+    # Ids past 2**31 wrap and may share a lock, which only leaves one fetch to a later run.
+    return advisory_lock(CLAIM_LOCK_SPACE, source_id & 0x7FFFFFFF)
 
 
 def _fetch_claimed(source_id):
@@ -300,10 +281,16 @@ def embed_images(image_ids=None, batch_size=16, recorder=None, progress=no_progr
         recorder.set_total(len(ids))
     steps = range(0, len(ids), batch_size)
     for start in progress(steps):
-        # catalog.refresh embeds from the stored files, the same way the curation admin re-embeds.
-        summary = refresh.reembed(ids[start : start + batch_size], batch_size=batch_size)
-        if recorder:
-            recorder.created(summary.done)
-            for image_id, why in summary.failures:
-                recorder.failed(f"image {image_id}", why)
+        embed_batch(ids[start : start + batch_size], recorder)
     return len(ids)
+
+
+def embed_batch(ids, recorder=None):
+    """Embed these images with the current model, counting each as created or failed on the recorder."""
+    # catalog.refresh embeds from the stored files, the same way the curation admin re-embeds.
+    summary = refresh.reembed(ids, batch_size=len(ids))
+    if recorder:
+        recorder.created(summary.done)
+        for image_id, why in summary.failures:
+            recorder.failed(f"image {image_id}", why)
+    return summary

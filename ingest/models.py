@@ -55,6 +55,12 @@ class ImageSource(models.Model):
         return f"{self.commons_file} for {self.wikidata_class_id} ({self.status})"
 
 
+class ClassCrawlQuerySet(models.QuerySet):
+    def planned(self):
+        """Classes whose images were planned from their Wikidata item: the ones upkeep re-crawls."""
+        return self.filter(planned_at__isnull=False, wikidata_class__qid__isnull=False)
+
+
 class ClassCrawl(models.Model):
     """Per class: when its images were planned (so a re-run does not ask Wikimedia again)."""
 
@@ -65,6 +71,8 @@ class ClassCrawl(models.Model):
     per_class = models.PositiveIntegerField(default=0, help_text="Gallery size asked for when planned")
     reason = models.TextField(blank=True, help_text="Why planning found nothing or failed")
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ClassCrawlQuerySet.as_manager()
 
     def __str__(self):
         return f"crawl of class {self.wikidata_class_id}"
@@ -106,7 +114,7 @@ class IngestRun(models.Model):
         FAILED = "failed", "Failed"
         INTERRUPTED = "interrupted", "Interrupted"
 
-    kind = models.CharField(max_length=32)  # classes, images, files, embeddings, crawl, task names
+    kind = models.CharField(max_length=32)  # classes, images, files, embeddings, crawl, upkeep:<job>
     arguments = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
     total = models.PositiveIntegerField(null=True, blank=True)
@@ -115,6 +123,7 @@ class IngestRun(models.Model):
     skipped = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     failures = models.JSONField(default=list, blank=True, help_text="The first failures: [what, why]")
+    summary = models.TextField(blank=True, help_text="What the run did, in a line (upkeep jobs)")
     error = models.TextField(blank=True, help_text="Why the run stopped, when it did not finish")
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -29,6 +29,10 @@ class RunRecorder:
     def skipped(self, n=1):
         self._count("skipped", n)
 
+    def done(self, n=1):
+        """Items handled that created nothing new (files removed, figures recomputed): progress only."""
+        self._advance(n)
+
     def failed(self, what, why):
         if len(self.run.failures) < MAX_FAILURES_KEPT:
             self.run.failures.append([str(what), str(why)])
@@ -36,6 +40,9 @@ class RunRecorder:
 
     def _count(self, field, n):
         setattr(self.run, field, getattr(self.run, field) + n)
+        self._advance(n)
+
+    def _advance(self, n):
         self.run.processed += n
         self._unsaved += n
         if self._unsaved >= SAVE_EVERY:

@@ -10,7 +10,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from catalog.http import crawler as http
 
-from . import crawl
+from . import crawl, upkeep
 
 TRANSIENT = (http.TransientHTTPError, OperationalError, InterfaceError)
 RETRY = {
@@ -56,3 +56,20 @@ def fetch_image(source_id):
 @shared_task(name="ingest.embed_images", **RETRY)
 def embed_images(image_ids):
     return crawl.embed_images(image_ids)
+
+
+# --- upkeep (ingest.upkeep), sent by Celery beat on the schedule revimg.celery builds --------------------
+
+
+def _upkeep_task(job):
+    """The task of one upkeep job, named as revimg.celery's schedule expects. No automatic retries: a
+    failed job is recorded failed, and beat sends it again when it is next due."""
+
+    @shared_task(name=f"ingest.upkeep_{job}")
+    def run_upkeep_job():
+        return str(upkeep.run(job))  # a failure is recorded, then raised: the task fails too
+
+    return run_upkeep_job
+
+
+UPKEEP_TASKS = {job: _upkeep_task(job) for job in upkeep.JOBS}

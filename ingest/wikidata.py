@@ -48,6 +48,7 @@ class ClassInfo:
     enwiki_title: str = ""
     image: str = ""  # a Commons file name
     instances: int | None = None
+    revision: int | None = None  # the item's lastrevid, when read from wbgetentities
 
 
 def sparql(query):
@@ -102,28 +103,45 @@ def instances_with_images(qid, limit, sample=2000):
 
 def get_entities(qids):
     """{qid: entity} for the given ids, fetched 50 at a time; deleted or missing ids are left out."""
-    qids = list(dict.fromkeys(qids))
     entities = {}
+    for key, entity in _wbgetentities(qids, "labels|descriptions|claims|sitelinks|info"):
+        if "claims" in entity:
+            entities[key] = entity
+    return entities
+
+
+def revisions(qids):
+    """{qid: the item's current revision (lastrevid)}, asked 50 at a time with nothing but page info;
+    deleted or missing ids are left out."""
+    return {
+        key: int(entity["lastrevid"])
+        for key, entity in _wbgetentities(qids, "info")
+        if str(entity.get("lastrevid", "")).isdigit()
+    }
+
+
+def _wbgetentities(qids, props):
+    """(id asked for, entity) of every entity there, 50 ids a request; a redirected id answers with its
+    target, under the id asked for and under the target's own."""
+    qids = list(dict.fromkeys(qids))
     for start in range(0, len(qids), ENTITIES_PER_REQUEST):
-        batch = qids[start : start + ENTITIES_PER_REQUEST]
         document = http.get_json(
             settings.REVIMG_WIKIDATA_API_URL,
             {
                 "action": "wbgetentities",
-                "ids": "|".join(batch),
-                "props": "labels|descriptions|claims|sitelinks",
+                "ids": "|".join(qids[start : start + ENTITIES_PER_REQUEST]),
+                "props": props,
                 "languages": "en",
                 "sitefilter": "enwiki",
                 "redirects": "yes",
             },
         )
         for key, entity in (document.get("entities") or {}).items():
-            if "missing" in entity or "claims" not in entity:
+            if "missing" in entity:
                 continue
-            entities[entity.get("id", key)] = entity
-            if key != entity.get("id", key):  # a redirect: answer under the id we asked for too
-                entities[key] = entity
-    return entities
+            yield key, entity
+            if key != entity.get("id", key):
+                yield entity["id"], entity
 
 
 def best_values(entity, prop):
@@ -169,6 +187,7 @@ def class_from_entity(entity, instances=None):
         enwiki_title=enwiki_title(entity),
         image=images[0] if images else "",
         instances=instances,
+        revision=entity.get("lastrevid"),
     )
 
 

@@ -5,6 +5,7 @@ before the settings are loaded.
 """
 
 import ipaddress
+import math
 import os
 import re
 
@@ -54,6 +55,8 @@ def env_float(name, default, minimum=None):
         number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):  # float() reads "nan" and "inf", which no setting means
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
     return number

@@ -344,6 +344,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": max(1, min(10, REVIMG_TASK_REDELIVERY_SECONDS // 4)),
     "unacked_restore_throttle": 1,
 }
+# `celery -A revimg beat` keeps when each job last ran here, not in whatever folder it was started from.
+CELERY_BEAT_SCHEDULE_FILENAME = str(REVIMG_DATA_DIR / "celerybeat-schedule")
+# Upkeep jobs (ingest.upkeep) and how often beat runs each, in hours (fractions allowed); 0 turns one off.
+# revimg.celery builds beat's schedule from these.
+REVIMG_UPKEEP_HOURS = {
+    "suspects": env_float("REVIMG_UPKEEP_SUSPECTS_HOURS", 24, minimum=0),
+    "class_stats": env_float("REVIMG_UPKEEP_CLASS_STATS_HOURS", 6, minimum=0),
+    "reembed": env_float("REVIMG_UPKEEP_REEMBED_HOURS", 24, minimum=0),
+    "recrawl": env_float("REVIMG_UPKEEP_RECRAWL_HOURS", 168, minimum=0),
+    "sweep_media": env_float("REVIMG_UPKEEP_SWEEP_HOURS", 24, minimum=0),
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

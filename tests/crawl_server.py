@@ -20,6 +20,8 @@ from werkzeug.wrappers import Response
 from ingest import crawl
 
 SPARQL_JSON = "application/sparql-results+json"
+# What wbgetentities answers of an entity with props=info: page information, no content.
+INFO_KEYS = ("type", "id", "pageid", "ns", "title", "lastrevid", "modified")
 
 
 def load_entity(path):
@@ -199,8 +201,18 @@ class FakeWikimedia:
     def answer_wikidata(self, request, params):
         entities = {}
         for qid in params.get("ids", "").split("|"):
-            entities[qid] = copy.deepcopy(self.entities.get(qid, {"id": qid, "missing": ""}))
+            entity = copy.deepcopy(self.entities.get(qid, {"id": qid, "missing": ""}))
+            if params.get("props") == "info" and "missing" not in entity:
+                entity = {key: entity[key] for key in INFO_KEYS if key in entity}
+            entities[qid] = entity
         return self.json({"entities": entities, "success": 1})
+
+    def edit(self, qid, **changes):
+        """An edit of the item on Wikidata: changes applied and a new revision (lastrevid) given to it."""
+        entity = self.entities[qid]
+        entity.update(changes)
+        entity["lastrevid"] = entity.get("lastrevid", 0) + 1
+        return entity
 
     def answer_wikipedia(self, request, params):
         document = self.articles.get(params.get("page"))

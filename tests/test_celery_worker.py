@@ -6,27 +6,21 @@ REVIMG_DB_NAME (the test is transactional, so what it writes is committed and vi
 at the local Wikimedia stand-in through the base URL settings.
 """
 
-import os
 import re
-import subprocess
-import sys
 import time
-import uuid
 from collections import defaultdict
 
 import pytest
 from celery import Celery
-from django.conf import settings as django_settings
-from django.db import connection
 
 from catalog.models import CatalogImage
 from ingest.models import ImageSource
+from tests.celery_processes import BROKER, celery_env, celery_process, new_queue, worker_command
 from tests.crawl_server import ADMONT, standard_scenario
 from tests.services import redis_or_skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-BROKER = "redis://127.0.0.1:6379/14"
 DEADLINE_SECONDS = 300  # a bound for a broken worker, not a measurement
 
 
@@ -37,40 +31,20 @@ def redis_broker():
 
 @pytest.fixture
 def worker(wiki, redis_broker, tmp_path):
-    queue = f"revimg-test-{uuid.uuid4().hex[:8]}"
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="revimg.settings",
-        REVIMG_DATA_DIR=str(django_settings.REVIMG_DATA_DIR),
-        REVIMG_DB_NAME=connection.settings_dict["NAME"],
+    queue = new_queue()
+    env = celery_env(
+        queue,
         REVIMG_MEDIA_ROOT=str(tmp_path / "worker-media"),
-        CELERY_BROKER_URL=BROKER,
-        CELERY_TASK_DEFAULT_QUEUE=queue,
         REVIMG_REDIS_URL=BROKER,  # the shared rate limit, for real
         REVIMG_HTTP_MIN_INTERVAL="0.01",
         REVIMG_HTTP_BACKOFF="0.01",
         REVIMG_HTTP_MAX_WAIT="1",
-        REVIMG_WIKIDATA_SPARQL_URL=django_settings.REVIMG_WIKIDATA_SPARQL_URL,
-        REVIMG_WIKIDATA_API_URL=django_settings.REVIMG_WIKIDATA_API_URL,
-        REVIMG_WIKIPEDIA_API_URL=django_settings.REVIMG_WIKIPEDIA_API_URL,
-        REVIMG_COMMONS_API_URL=django_settings.REVIMG_COMMONS_API_URL,
     )
-    command = [sys.executable, "-m", "celery", "-A", "revimg", "worker", "--pool=solo", "-Q", queue]
-    command += ["--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     log = tmp_path / "worker.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=django_settings.BASE_DIR
-        )
     try:
-        yield queue, log
+        with celery_process(worker_command(queue), env, log):
+            yield queue, log
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         redis_broker.delete(queue)
 
 

@@ -10,10 +10,4 @@ class Command(BaseCommand):
     )
 
     def handle(self, **options):
-        summary = find_suspects()
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"{summary.outliers} outliers, {summary.duplicates} duplicate pairs "
-                f"({summary.phashes} perceptual hashes computed)"
-            )
-        )
+        self.stdout.write(self.style.SUCCESS(str(find_suspects())))
