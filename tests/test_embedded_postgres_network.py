@@ -59,6 +59,7 @@ def test_started_for_other_machines_it_takes_tcp_clients_with_its_password_only(
     assert f"DATABASE_URL=postgresql://postgres:****@127.0.0.1:{port}/revimg" in started.stdout
     assert PASSWORD not in started.stdout
     assert postmaster(data_dir) is not None  # still running after the command ended
+    assert f"listening on 127.0.0.1:{port}" in manage(data_dir, "embedded_postgres", "status").stdout
     with connect(port, PASSWORD) as connection:
         assert connection.execute("SELECT current_user").fetchone() == ("postgres",)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from catalog import classstats, replicas
 from catalog.models import CatalogImage, WikidataClass
+from revimg.postgres import base as postgres_base
 from search import service
 from tests.catalog_factories import centre, make_catalog, make_image
 from tests.replicas import READ_ONLY, UNREACHABLE
@@ -136,3 +137,18 @@ def test_readyz_says_which_replicas_answer_without_failing_for_them(client, sear
     assert with_replicas.json()["replicas"] == {READ_ONLY: "ok", UNREACHABLE: "failing"}
     assert with_replicas.status_code == without.status_code
     assert with_replicas.json()["checks"] == without.json()["checks"] and "replicas" not in without.json()
+
+
+def test_an_idle_replica_connection_is_never_handed_to_the_primary(settings):
+    settings.REVIMG_DB_IDLE_CONNECTIONS = 2
+    connections["default"].close()
+    connections[READ_ONLY].ensure_connection()
+    connections[READ_ONLY].close()  # kept idle for the replica's next request
+    assert postgres_base.idle_count(READ_ONLY) == 1
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SHOW default_transaction_read_only")
+        assert cursor.fetchone() == ("off",)
+    assert postgres_base.idle_count(READ_ONLY) == 1
+    settings.REVIMG_DB_IDLE_CONNECTIONS = 0
+    postgres_base._idle.pop(READ_ONLY).pop().close()

@@ -31,8 +31,16 @@ class Command(BaseCommand):
             stopped = embedded_pg.stop(pgdata)
             self.stdout.write("stopped" if stopped else f"not running ({pgdata})")
         else:
-            pid = embedded_pg.running_pid(pgdata)
-            self.stdout.write(f"running, pid {pid}" if pid else f"not running ({pgdata})")
+            self.stdout.write(self._status(pgdata))
+
+    def _status(self, pgdata):
+        pid = embedded_pg.running_pid(pgdata)
+        if pid is None:
+            return f"not running ({pgdata})"
+        hostname, port = embedded_pg.listening(pgdata)
+        return f"running, pid {pid}, " + (
+            f"listening on {hostname}:{port}" if hostname else "unix socket only"
+        )
 
     def _start(self, database, show_password):
         network = database["NETWORK"]
