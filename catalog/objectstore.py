@@ -4,7 +4,7 @@ storage it is, how it refuses, what it holds under a folder, and where its URLs 
 The rest of the catalog goes through Django's Storage API, which both storages share.
 """
 
-from functools import lru_cache
+import weakref
 from urllib.parse import urlsplit
 
 from boto3.exceptions import Boto3Error
@@ -63,12 +63,17 @@ def modified(storage, name):
         raise
 
 
-@lru_cache(maxsize=8)
+_origins = weakref.WeakKeyDictionary()
+
+
 def url_origin(storage):
-    """The scheme://host[:port] the storage's URLs point at (for the Content-Security-Policy); None when
-    the storage cannot make one (no credentials to sign with: the page's images fail anyway)."""
-    try:
-        parts = urlsplit(storage.url("images/origin"))
-    except STORAGE_ERRORS:
-        return None
-    return f"{parts.scheme}://{parts.netloc}"
+    """The scheme://host[:port] the storage's URLs point at (for the Content-Security-Policy), worked out
+    once per storage; None while the storage cannot make a URL (no credentials to sign with: the page's
+    images fail then anyway)."""
+    if storage not in _origins:
+        try:
+            parts = urlsplit(storage.url("images/origin"))
+        except STORAGE_ERRORS:
+            return None
+        _origins[storage] = f"{parts.scheme}://{parts.netloc}"
+    return _origins[storage]

@@ -141,7 +141,8 @@ def copy_media(names, target):
             continue
         except objectstore.STORAGE_ERRORS as error:
             raise BackupError(
-                f"cannot read {name} from the media storage {objectstore.describe()}: {objectstore.reason(error)}"
+                f"cannot read {name} from the media storage {objectstore.describe()}: "
+                f"{objectstore.reason(error)}"
             ) from error
         entries.append({"name": name, "size": size, "sha256": sha256})
     return entries, missing

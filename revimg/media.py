@@ -1,5 +1,7 @@
-"""Serving /media/ from the local media folder: catalog files are content-addressed, so they are sent as immutable, with validators,
-single byte ranges, and the app server's sendfile (or a front server's X-Accel-Redirect)."""
+"""Serving /media/: catalog files are content-addressed, so they are sent as immutable, with validators,
+single byte ranges, and the app server's sendfile (or a front server's X-Accel-Redirect).
+
+Only from the local folder: pictures in an S3 bucket are fetched from the bucket's own URLs."""
 
 import io
 import mimetypes

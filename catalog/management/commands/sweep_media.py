@@ -9,8 +9,9 @@ DEFAULT_MINUTES = int(sweep.DEFAULT_GRACE.total_seconds() // 60)
 
 class Command(BaseCommand):
     help = (
-        "Remove image files in the media storage (MEDIA_ROOT or the S3 bucket) that no row refers to (left by a killed or failed import), "
-        "sparing files written within the grace period: safe while imports run."
+        "Remove image files in the media storage (MEDIA_ROOT or the S3 bucket) that no row refers to "
+        "(left by a killed or failed import), sparing files written within the grace period: safe while "
+        "imports run."
     )
 
     def add_arguments(self, parser):

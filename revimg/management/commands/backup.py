@@ -27,6 +27,6 @@ class Command(BaseCommand):
         )
         if manifest["missing_media"]:
             self.stderr.write(
-                f"{len(manifest['missing_media'])} media files named by rows were not in the media storage (deleted while "
-                f"the backup ran, or lost before): {', '.join(manifest['missing_media'][:5])}"
+                f"{len(manifest['missing_media'])} media files named by rows were not in the media storage "
+                f"(deleted while the backup ran, or lost before): {', '.join(manifest['missing_media'][:5])}"
             )

@@ -7,8 +7,9 @@ from revimg.restore import restore
 
 class Command(BaseCommand):
     help = (
-        "Restore a backup made by `manage.py backup` into the database and the media storage (MEDIA_ROOT or the S3 bucket), then migrate. Stop the "
-        "app and its workers first. Refuses a database that holds data unless --force."
+        "Restore a backup made by `manage.py backup` into the database and the media storage (MEDIA_ROOT "
+        "or the S3 bucket), then migrate. Stop the app and its workers first. Refuses a database that holds "
+        "data unless --force."
     )
 
     def add_arguments(self, parser):
