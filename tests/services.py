@@ -2,6 +2,9 @@
 in CI (CI=true), which must have them."""
 
 import os
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +20,14 @@ def redis_or_skip(url):
             pytest.fail(f"no Redis answers at {url}, and CI must have one")
         pytest.skip(f"no Redis answers at {url}")
     return client
+
+
+def program_or_skip(name, install):
+    """The path of the program name, on PATH or beside this Python (the virtualenv's); install says how
+    to get it."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed, and CI must have it ({install})")
+        pytest.skip(f"{name} is not installed ({install})")
+    return path
