@@ -113,3 +113,10 @@ def dockerfile_healthcheck():
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
     match = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])$", text, re.MULTILINE)
     return json.loads(match[1])
+
+
+def exporter_requirements():
+    """The requirements.txt lines the Dockerfile leaves out of the serving environment, and its pattern."""
+    pattern = re.search(r"grep -vE '([^']+)' requirements.txt", (ROOT / "Dockerfile").read_text())[1]
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    return [line for line in lines if re.match(pattern, line)]
