@@ -25,6 +25,7 @@ from tests.deployment import (
     compose_config,
     compose_project,
     dockerfile_healthcheck,
+    env_example_lines,
     env_file_from_example,
 )
 from tests.services import program_or_skip, redis_or_skip
@@ -103,7 +104,9 @@ def test_migrate_finds_the_suite_database_fully_migrated(app_env):
 
 def test_web_serves_healthz_and_passes_the_image_health_check(app_env, tmp_path):
     command = (str(ENTRYPOINT), "web")
-    with gunicorn_server(tmp_path, app_env, workers=1, command=command) as server:
+    # The example's host names, which must let the health check's request in.
+    env = dict(app_env, DJANGO_ALLOWED_HOSTS=env_example_lines()[0]["DJANGO_ALLOWED_HOSTS"])
+    with gunicorn_server(tmp_path, env, workers=1, command=command) as server:
         assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
         check = [
             part.replace("127.0.0.1:8000", server.url.removeprefix("http://"))
