@@ -38,8 +38,7 @@ DEADLINE = 180  # seconds: a bound for a broken start, not a measurement
 
 @pytest.fixture
 def redis_db():
-    client = redis_or_skip(REDIS)
-    yield client
+    return redis_or_skip(REDIS)
 
 
 @pytest.fixture
@@ -118,6 +117,7 @@ def test_web_serves_healthz_and_passes_the_image_health_check(app_env, tmp_path)
 
 def compose_healthcheck(service, tmp_path):
     docker_compose = program_or_skip("docker-compose", "make compose-validator: Debian's docker-compose")
+    (tmp_path / "compose").mkdir()
     project = compose_project(tmp_path / "compose", env_file_from_example())
     test = compose_config(docker_compose, project)["services"][service]["healthcheck"]["test"]
     # `config` prints a compose file, so "$$" stays escaped; a container's shell is given "$".
@@ -127,7 +127,6 @@ def compose_healthcheck(service, tmp_path):
 def test_worker_runs_a_task_from_its_queue_and_passes_its_health_check(app_env, redis_db, tmp_path):
     queue = f"revimg-deploy-{uuid.uuid4().hex[:8]}"
     env = dict(app_env, CELERY_BROKER_URL=REDIS, CELERY_RESULT_BACKEND=REDIS, CELERY_TASK_DEFAULT_QUEUE=queue)
-    (tmp_path / "compose").mkdir()
     health = compose_healthcheck("worker", tmp_path)
     log = tmp_path / "worker.log"
     client = Celery(broker=REDIS, backend=REDIS)
@@ -148,8 +147,11 @@ def test_worker_runs_a_task_from_its_queue_and_passes_its_health_check(app_env, 
             )
             assert ping.returncode == 0, ping.stdout + ping.stderr
             assert "pong" in ping.stdout
+            result.forget()
     finally:
-        redis_db.delete(queue)
+        # The queue and kombu's bindings for it: nothing of this test stays in Redis.
+        for key in redis_db.scan_iter(f"*{queue}*"):
+            redis_db.delete(key)
 
 
 def test_beat_starts_and_logs_its_schedule(app_env, redis_db, tmp_path):
