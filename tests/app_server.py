@@ -70,8 +70,9 @@ def _wait_until_ready(server, deadline):
 
 
 @contextlib.contextmanager
-def gunicorn_server(tmp_path, env, workers=2, pid_file=None):
-    """Run `gunicorn revimg.wsgi` in the repository with env added; yields an AppServer once /readyz is 200.
+def gunicorn_server(tmp_path, env, workers=2, pid_file=None, command=(str(GUNICORN), "revimg.wsgi")):
+    """Run `gunicorn revimg.wsgi` (or command, which starts it) in the repository with env added; yields an
+    AppServer once /readyz is 200.
 
     Its pid file is in tmp_path unless pid_file says where (the data dir's, for `make stop`).
     """
@@ -84,7 +85,7 @@ def gunicorn_server(tmp_path, env, workers=2, pid_file=None):
         **env,
     )
     log = tmp_path / "gunicorn.log"
-    command = [str(GUNICORN), "revimg.wsgi", "--pid", str(pid_file or tmp_path / "gunicorn.pid")]
+    command = [*command, "--pid", str(pid_file or tmp_path / "gunicorn.pid")]
     with log.open("w") as out:
         process = subprocess.Popen(
             command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

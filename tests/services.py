@@ -2,6 +2,9 @@
 in CI (CI=true), which must have them."""
 
 import os
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +33,14 @@ def postgres_or_skip(url):
             pytest.fail(f"no PostgreSQL answers at {url}, and CI must have one: {exc}")
         pytest.skip(f"no PostgreSQL answers at {url}")
     return url
+
+
+def program_or_skip(name, install):
+    """The path of the program name, on PATH or beside this Python (the virtualenv's); install says how
+    to get it."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed, and CI must have it ({install})")
+        pytest.skip(f"{name} is not installed ({install})")
+    return path
