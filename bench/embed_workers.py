@@ -242,6 +242,8 @@ def storage_figures(paths, width):
     from catalog import store
     from catalog.phash import phash_hex
 
+    warm = store.prepare(Path(paths[0]).read_bytes()).image  # imports on first use are not the picture's
+    phash_hex(warm), store.thumbnail_bytes(warm)
     file_bytes, pixels, thumb_bytes = [], [], []
     decode_s = thumb_s = 0.0
     for path in paths:
