@@ -35,17 +35,17 @@ UPLOAD = "upload.wikimedia.org"  # where Commons' thumbnails are served from
 
 @dataclass
 class Measured:
-    # bench/embed_workers.py, 960 px pictures: workers' CPU per picture (prepare + embed, batches of 16) and
-    # pictures/s of two 1-thread workers on this 2-core machine; medians of 3 runs (README "Capacity").
+    # bench/embed_workers.py, 960 px pictures: the workers' CPU per picture (prepare + embed, batches of
+    # 16), two workers of one thread each; median of 3 runs (README "Capacity").
     embed_cpu_ms: float = 33.0
-    embed_rate_2_cores: float = 55.0
-    # README "Embedding and import": the storing stage, 10-18 ms per picture (existence check, thumbnail,
-    # two file writes, the row and its HNSW insert, perceptual hash).
-    store_cpu_ms: float = 14.0
-    # bench/embed_workers.py --width 0: the dev photos' JPEG bytes per pixel, and the catalog thumbnail's
-    # kB; a Commons thumbnail is estimated as THUMB_WIDTH x 3/4 of it pixels at that rate (assumed 4:3).
+    # bench/embed_workers.py, 960 px pictures: what a fetch does to a picture besides the model: decode,
+    # thumbnail, perceptual hash (the row's insert, a few ms, not included).
+    store_cpu_ms: float = 26.0
+    # bench/embed_workers.py: the dev photos' JPEG bytes per pixel (--width 0), and the catalog thumbnail
+    # of a 960 px picture; a Commons thumbnail is estimated as THUMB_WIDTH x 3/4 of it pixels (4:3, assumed)
+    # at the dev photos' rate (not measured on Commons: these machines reach no Wikimedia host).
     photo_bytes_per_pixel: float = 0.21
-    thumbnail_kb: float = 15.0
+    thumbnail_kb: float = 17.0
     # README "Search at scale", 1M rows: the table with a vector(1280) column (the catalog's column type)
     # and the HNSW index on its halfvec cast, m=24, ef_construction=100.
     table_gb_per_million: float = 5.98
@@ -175,8 +175,9 @@ def print_storage(args, m):
         )
     cpu_hours = pictures * m.embed_cpu_ms / 3.6e6
     print(
-        f"Embedding {pictures:,}: {cpu_hours:.1f} CPU-hours ({m.embed_cpu_ms} ms each);"
-        f" {pictures / m.embed_rate_2_cores / 3600:.1f} h on 2 cores at {m.embed_rate_2_cores} pictures/s"
+        f"Embedding {pictures:,}: {cpu_hours:.1f} CPU-hours ({m.embed_cpu_ms:g} ms each), so at best"
+        f" {cpu_hours / args.crawl_cores:.1f} h on {args.crawl_cores} free cores;"
+        f" storing adds {pictures * m.store_cpu_ms / 3.6e6:.1f} CPU-hours"
     )
 
 
