@@ -36,15 +36,15 @@ UPLOAD = "upload.wikimedia.org"  # where Commons' thumbnails are served from
 @dataclass
 class Measured:
     # bench/embed_workers.py, 960 px pictures: the workers' CPU per picture (prepare + embed, batches of
-    # 16), two workers of one thread each; median of 3 runs (README "Capacity").
+    # 16), two workers of one thread each; median of 4 runs (README "Capacity").
     embed_cpu_ms: float = 33.0
     # bench/embed_workers.py, 960 px pictures: what a fetch does to a picture besides the model: decode,
-    # thumbnail, perceptual hash (the row's insert, a few ms, not included).
+    # thumbnail, perceptual hash (the row's insert is not included).
     store_cpu_ms: float = 26.0
     # bench/embed_workers.py: the dev photos' JPEG bytes per pixel (--width 0), and the catalog thumbnail
-    # of a 960 px picture; a Commons thumbnail is estimated as THUMB_WIDTH x 3/4 of it pixels (4:3, assumed)
+    # of a 960 px picture; a Commons thumbnail is estimated as THUMB_WIDTH x 3/4 THUMB_WIDTH pixels (4:3, assumed)
     # at the dev photos' rate (not measured on Commons: these machines reach no Wikimedia host).
-    photo_bytes_per_pixel: float = 0.21
+    photo_bytes_per_pixel: float = 0.212
     thumbnail_kb: float = 17.0
     # README "Search at scale", 1M rows: the table with a vector(1280) column (the catalog's column type)
     # and the HNSW index on its halfvec cast, m=24, ef_construction=100.
