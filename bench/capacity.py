@@ -36,7 +36,7 @@ UPLOAD = "upload.wikimedia.org"  # where Commons' thumbnails are served from
 @dataclass
 class Measured:
     # bench/embed_workers.py, 960 px pictures: the workers' CPU per picture (prepare + embed, batches of
-    # 16), two workers of one thread each; median of 4 runs (README "Capacity").
+    # 16), two workers of one thread each; median of 5 runs (README "Capacity").
     embed_cpu_ms: float = 33.0
     # bench/embed_workers.py, 960 px pictures: what a fetch does to a picture besides the model: decode,
     # thumbnail, perceptual hash (the row's insert is not included).
