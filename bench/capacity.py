@@ -36,8 +36,8 @@ UPLOAD = "upload.wikimedia.org"  # where Commons' thumbnails are served from
 @dataclass
 class Measured:
     # bench/embed_workers.py, 960 px pictures: the workers' CPU per picture (prepare + embed, batches of
-    # 16), two workers of one thread each; median of 5 runs (README "Capacity").
-    embed_cpu_ms: float = 33.0
+    # 16), two workers of one thread each; median of 3 runs on a quiet machine (README "Capacity").
+    embed_cpu_ms: float = 30.1
     # bench/embed_workers.py, 960 px pictures: what a fetch does to a picture besides the model: decode,
     # thumbnail, perceptual hash (the row's insert is not included).
     store_cpu_ms: float = 26.0
