@@ -51,9 +51,10 @@ def test_searches_answer_503_while_an_external_database_is_down_then_200_again(t
     # DATABASE_URL, so it is not the app's to start.
     with fresh_data_dir() as data_dir:
         pgdata = str(data_dir / "postgres")
-        socket_dir = embedded_pg.socket_dir_for(pgdata)
-        embedded_pg.ensure_database(socket_dir, "postgres", "revimg")
-        env = {"DATABASE_URL": f"postgres://postgres@{quote(socket_dir, safe='')}/revimg", **NO_LIMITS}
+        address = embedded_pg.address_of(pgdata)
+        embedded_pg.ensure_database(address, "postgres", "revimg")
+        host = quote(address.socket_dir, safe="")
+        env = {"DATABASE_URL": f"postgres://postgres@{host}:{address.port}/revimg", **NO_LIMITS}
         manage(data_dir, "migrate", "--no-input", env=env)
         with gunicorn_server(tmp_path, dict(env, REVIMG_DATA_DIR=str(data_dir))) as server:
             assert search(server).status_code == 200
@@ -62,20 +63,24 @@ def test_searches_answer_503_while_an_external_database_is_down_then_200_again(t
             outage = [search(server) for _ in range(4)]
             page = requests.get(server.url + "/?similar=1", timeout=30)
             health = requests.get(server.url + "/healthz", timeout=30)
-            embedded_pg.socket_dir_for(pgdata)  # the database is back
+            embedded_pg.address_of(pgdata)  # the database is back
             after = [search(server).status_code for _ in range(6)]
             # A restart between two requests: the workers' kept connections are dead, and are replaced
             # before a request uses them.
             embedded_pg.stop(pgdata)
-            embedded_pg.socket_dir_for(pgdata)
+            embedded_pg.address_of(pgdata)
             after_quick_restart = [search(server).status_code for _ in range(6)]
 
         assert [answer.status_code for answer in outage] == [503] * 4
         for answer in outage:
             assert answer.json()["error"]["code"] == "unavailable"
             assert answer.headers["Retry-After"] == "5"
-            assert socket_dir not in answer.text
-        assert page.status_code == 503 and "Back in a moment" in page.text and socket_dir not in page.text
+            assert address.socket_dir not in answer.text
+        assert (
+            page.status_code == 503
+            and "Back in a moment" in page.text
+            and address.socket_dir not in page.text
+        )
         assert health.status_code == 503 and health.json() == {"status": "unavailable"}
         assert after == [200] * 6
         assert after_quick_restart == [200] * 6

@@ -41,11 +41,6 @@ def _server_module():
     return postgres_server
 
 
-def socket_dir_for(pgdata, network=SOCKET_ONLY):
-    """Start (or join) the server in pgdata, and return its socket dir."""
-    return address_of(pgdata, network).socket_dir
-
-
 def address_of(pgdata, network=SOCKET_ONLY):
     """Start (or join) the server in pgdata, and return where its socket is.
 
@@ -161,9 +156,7 @@ def stop(pgdata):
 
 
 def ensure_database(address, user, name):
-    """address: an Address, or a socket dir (the server's default port)."""
-    if isinstance(address, str):
-        address = Address(address, 5432)
+    """Create database name in the server at address (an Address) unless it exists."""
     if (address, name) in _databases_made:
         return
     import psycopg
