@@ -17,9 +17,7 @@ from django.views.decorators.http import require_safe
 
 from catalog import objectstore
 from catalog.mediarefs import is_plain_name
-
-# A name never points at other bytes, so caches may keep it for a year without asking again.
-IMMUTABLE = "public, max-age=31536000, immutable"
+from revimg.mediastorage import IMMUTABLE
 
 # catalog.models.image_upload_path: images/<first two hex digits>/<SHA-256 of the file's bytes>.<ext>.
 # Thumbnails (thumbs/...) are named by their original's hash, not their own, so they do not qualify.

@@ -168,13 +168,18 @@ TEMPLATES = [
 # checked before reuse: after a restart of the database, the next request connects anew.
 REVIMG_DB_IDLE_CONNECTIONS = env_int("REVIMG_DB_IDLE_CONNECTIONS", 0, minimum=0)
 conn_max_age = 0 if REVIMG_DB_IDLE_CONNECTIONS else 60
+
+
+def database_from_url(url):
+    """A DATABASES entry for a server reached by URL (the primary, a replica), through revimg.postgres."""
+    return dj_database_url.parse(
+        url, engine="revimg.postgres", conn_max_age=conn_max_age, conn_health_checks=True
+    )
+
+
 database_url = env_str("DATABASE_URL")
 if database_url:
-    DATABASES = {
-        "default": dj_database_url.parse(
-            database_url, engine="revimg.postgres", conn_max_age=conn_max_age, conn_health_checks=True
-        )
-    }
+    DATABASES = {"default": database_from_url(database_url)}
 else:
     DATABASES = {
         "default": {
@@ -204,9 +209,7 @@ else:
 # sets connect_timeout). Only search reads go there (revimg.dbrouter).
 REVIMG_SEARCH_REPLICAS = []
 for number, replica_url in enumerate(env_list("REVIMG_DATABASE_REPLICA_URLS"), start=1):
-    replica = dj_database_url.parse(
-        replica_url, engine="revimg.postgres", conn_max_age=conn_max_age, conn_health_checks=True
-    )
+    replica = database_from_url(replica_url)
     replica["OPTIONS"].setdefault("connect_timeout", 5)
     DATABASES[f"replica_{number}"] = replica
     REVIMG_SEARCH_REPLICAS.append(f"replica_{number}")
