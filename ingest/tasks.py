@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
 from catalog.http import crawler as http
+from revimg.celery import upkeep_task_name
 
 from . import crawl, upkeep
 
@@ -65,7 +66,7 @@ def _upkeep_task(job):
     """The task of one upkeep job, named as revimg.celery's schedule expects. No automatic retries: a
     failed job is recorded failed, and beat sends it again when it is next due."""
 
-    @shared_task(name=f"ingest.upkeep_{job}")
+    @shared_task(name=upkeep_task_name(job))
     def run_upkeep_job():
         return str(upkeep.run(job))  # a failure is recorded, then raised: the task fails too
 
