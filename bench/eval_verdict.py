@@ -2,6 +2,7 @@
 
     python -m bench.eval_verdict           # figures on the evaluation classes (never tuned on)
     python -m bench.eval_verdict --fit     # refit the verdict's constants on the tuning classes
+    python -m bench.eval_verdict --closest # choose CLOSEST_CONFIDENCE on tuning, figures on evaluation
 
 The photos are embedded once with the project's embedder and cached in $REVIMG_DATA_DIR/verdict/ (an
 .npz keyed by model name and version). Nearest neighbours come from exact cosine search in numpy, not
@@ -367,13 +368,93 @@ def evaluate(vectors, labels):
         print(f"  {low:.1f}-{high:.1f}     {count:7d}   {mean:15.3f}   {share:13.3f}")
 
 
+# --- the "closest" state ------------------------------------------------------------------------------
+
+CLOSEST_CANDIDATES = np.round(np.arange(0.05, 0.36, 0.05), 2)
+SHARE_CANDIDATES = np.round(np.arange(0.3, 0.96, 0.1), 1)
+
+
+def closest_counts(runs, closest):
+    """Of the non-matches, by what closest(confidence, share) -> bool tells them: absent queries kept
+    "no match", and catalog queries told their right class, a wrong one, or "no match"."""
+    below = ~pooled(runs, "match")
+    inside, right = pooled(runs, "in_catalog")[below], pooled(runs, "right_class_first")[below]
+    told = closest(pooled(runs, "confidence")[below], pooled(runs, "share")[below])
+    return {
+        "absent, no match": int((~inside & ~told).sum()),
+        "absent, closest": int((~inside & told).sum()),
+        "in catalog, closest right class": int((inside & told & right).sum()),
+        "in catalog, closest wrong class": int((inside & told & ~right).sum()),
+        "in catalog, no match": int((inside & ~told).sum()),
+    }
+
+
+def group_sizes(counts):
+    return counts["absent, no match"] + counts["absent, closest"], sum(
+        v for k, v in counts.items() if k.startswith("in catalog")
+    )
+
+
+def closest_balance(counts):
+    """Mean of two rates: absent queries kept "no match", catalog queries told their right class."""
+    absent, inside = group_sizes(counts)
+    return (counts["absent, no match"] / absent + counts["in catalog, closest right class"] / inside) / 2
+
+
+def print_closest(counts):
+    absent, inside = group_sizes(counts)
+    for name, count in counts.items():
+        whole = absent if name.startswith("absent") else inside
+        print(f"  {name:34s} {count:6d} of {whole:6d}  {count / whole:.3f}")
+
+
+def by_confidence(threshold):
+    def closest(confidence, share):
+        return np.array([verdict.state_of(c, threshold) == verdict.CLOSEST for c in confidence], bool)
+
+    return closest
+
+
+def by_share(threshold):
+    return lambda confidence, share: share >= threshold
+
+
+def choose_closest(vectors, labels):
+    """The closest rule's constant chosen on the tuning classes, then its counts on the never-tuned ones;
+    the best class's vote share, the other rule tried, beside it."""
+    tuning = tuning_outcomes(vectors, labels)
+    rules = [("confidence", t, by_confidence(t)) for t in CLOSEST_CANDIDATES]
+    rules += [("vote share", t, by_share(t)) for t in SHARE_CANDIDATES]
+    print("Tuning classes, non-matches: balance = (absent kept no match + catalog told its class) / 2")
+    balances = {}
+    for name, threshold, rule in rules:
+        balances[name, threshold] = closest_balance(closest_counts(tuning, rule))
+        print(f"  {name} >= {threshold:.2f}   {balances[name, threshold]:.3f}")
+    _, evaluation = class_groups(labels)
+    runs = [o for size in CATALOG_SIZES for o in outcomes(vectors, labels, evaluation, EVAL_SEEDS, size)]
+    for kind in ("confidence", "vote share"):
+        name, threshold, rule = max((r for r in rules if r[0] == kind), key=lambda r: balances[r[0], r[1]])
+        counts = closest_counts(runs, rule)
+        print(
+            f"\nEvaluation classes (never tuned on), {len(runs)} runs, non-matches, {name} >= {threshold:.2f}:"
+        )
+        print_closest(counts)
+        print(f"  balance {closest_balance(counts):.3f}")
+    print(f"\n(search.verdict has CLOSEST_CONFIDENCE = {verdict.CLOSEST_CONFIDENCE})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fit", action="store_true", help="print constants fitted on the tuning classes")
+    parser.add_argument(
+        "--closest", action="store_true", help="choose CLOSEST_CONFIDENCE, report its figures"
+    )
     args = parser.parse_args()
     vectors, labels = load_vectors()
     if args.fit:
         fit(vectors, labels)
+    elif args.closest:
+        choose_closest(vectors, labels)
     else:
         evaluate(vectors, labels)
 

@@ -11,6 +11,9 @@ microseconds per query once the class's statistics are stored (catalog.classstat
   to each other (its tightness): a per-class threshold, where one fixed cut-off fails because some classes
   are loose (varied photos) and others tight (near-identical ones).
 - match: confidence >= MATCH_THRESHOLD, i.e. something like the query is probably in the catalog.
+- state: one word for the answer (state_of): "match"; "closest", not a match but the neighbours agree on a
+  class well enough to name it (confidence >= CLOSEST_CONFIDENCE); "no_match", they agree on nothing. "catalog" is the service's, for
+  a query that is itself a catalog picture.
 Constants are fitted by ``python -m bench.eval_verdict --fit``; the method and its figures are in the
 README.
 """
@@ -43,6 +46,21 @@ WEIGHT_TIGHTNESS = -8.922
 BIAS = -5.059
 # match = confidence >= MATCH_THRESHOLD: the cut that best separates in-catalog from out-of-catalog queries.
 MATCH_THRESHOLD = 0.36
+# state "closest" = not a match, but confidence >= CLOSEST_CONFIDENCE: the best class is a guess worth
+# naming (right about one time in five), where below it the neighbours agree on nothing worth a name.
+# Chosen on the tuning classes by `python -m bench.eval_verdict --closest`, which also tried the best
+# class's vote share (no better than chance on the evaluation classes); the figures are in the README.
+CLOSEST_CONFIDENCE = 0.15
+
+MATCH, CLOSEST, NO_MATCH, CATALOG = "match", "closest", "no_match", "catalog"
+# What each state says, for the API's schema and whoever reads a state.
+STATES = {
+    MATCH: "the best class is probably right (confidence >= the match threshold)",
+    CLOSEST: "not a match, but the nearest pictures agree on a class: the best class, with low confidence",
+    NO_MATCH: "the nearest pictures agree on no class: nothing in the catalog looks like the query",
+    CATALOG: "the query is a catalog picture (more like this): the best class is its own, known, not guessed",
+}
+
 # Stand-ins when a class's statistics are unknown: its tightness (a class of one image has none) is the
 # median over the tuning queries' best classes; its centroid similarity becomes the closeness, a rough
 # stand-in that runs 0.05-0.09 lower, so a verdict without statistics errs towards "no match" (the
@@ -65,9 +83,28 @@ class ClassScore:
 
 @dataclass
 class Verdict:
-    match: bool
+    state: str  # one of STATES
     confidence: float
-    classes: list[ClassScore]  # best first
+    classes: list[ClassScore]  # best first (for CATALOG, the query's own class first)
+
+    @property
+    def match(self):
+        return is_match(self.state)
+
+
+def is_match(state):
+    """Something like the query is in the catalog: a match, or the query is a catalog picture."""
+    return state in (MATCH, CATALOG)
+
+
+def state_of(confidence, closest_confidence=CLOSEST_CONFIDENCE):
+    """The answer in one word: a match, else the closest class if it is worth naming, else no match.
+
+    closest_confidence is there for the evaluation, which tries other values.
+    """
+    if confidence >= MATCH_THRESHOLD:
+        return MATCH
+    return CLOSEST if confidence >= closest_confidence else NO_MATCH
 
 
 def class_votes(similarities, class_ids):
@@ -109,6 +146,17 @@ def confidence_of(centroid_similarity, share, tightness):
     return 1.0 / (1.0 + math.exp(-logit))
 
 
+def known(judged: Verdict, class_id) -> Verdict:
+    """The verdict on a query whose class is known (a catalog picture): that class first, sure.
+
+    Its score stays its share of the neighbours' vote (0 when no neighbour is of it), so the scores still
+    say what the neighbours are; confidence is 1 because the class is known, not guessed.
+    """
+    own = [c for c in judged.classes if c.class_id == class_id] or [ClassScore(class_id, 0.0)]
+    others = [c for c in judged.classes if c.class_id != class_id]
+    return Verdict(state=CATALOG, confidence=1.0, classes=own + others)
+
+
 def judge(neighbours: list[Neighbour], query=None, class_stats_of=None) -> Verdict:
     """Judge a query from its nearest neighbours.
 
@@ -117,7 +165,7 @@ def judge(neighbours: list[Neighbour], query=None, class_stats_of=None) -> Verdi
     TYPICAL_TIGHTNESS: it ranks as well as it did before class statistics, but under-confidently.
     """
     if not neighbours:
-        return Verdict(match=False, confidence=0.0, classes=[])
+        return Verdict(state=NO_MATCH, confidence=0.0, classes=[])
     neighbours = sorted(neighbours, key=lambda n: -n.similarity)
     similarities = np.array([n.similarity for n in neighbours], dtype=float)
     class_ids = np.array([n.class_id for n in neighbours])
@@ -126,7 +174,7 @@ def judge(neighbours: list[Neighbour], query=None, class_stats_of=None) -> Verdi
     centroid_similarity, tightness = confidence_features(closeness, query, stats)
     confidence = confidence_of(centroid_similarity, float(shares[0]), tightness)
     return Verdict(
-        match=confidence >= MATCH_THRESHOLD,
+        state=state_of(confidence),
         confidence=confidence,
         classes=[ClassScore(int(c), float(s)) for c, s in zip(ranked, shares, strict=True)],
     )

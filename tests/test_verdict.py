@@ -5,7 +5,13 @@ import pytest
 
 from search.verdict import (
     BIAS,
+    CATALOG,
+    CLOSEST,
+    CLOSEST_CONFIDENCE,
+    MATCH,
+    MATCH_THRESHOLD,
     NEIGHBOURS,
+    NO_MATCH,
     TYPICAL_TIGHTNESS,
     WEIGHT_CENTROID,
     WEIGHT_SHARE,
@@ -14,6 +20,8 @@ from search.verdict import (
     Neighbour,
     class_stats,
     judge,
+    known,
+    state_of,
 )
 
 
@@ -110,6 +118,56 @@ def test_a_single_neighbour_is_judged():
     assert result.classes[0].score == pytest.approx(1.0)
     assert result.confidence == pytest.approx(logistic(0.9, 1.0, TYPICAL_TIGHTNESS), rel=1e-9)
     assert result.match
+
+
+def test_a_confidence_from_the_match_threshold_is_a_match():
+    assert state_of(MATCH_THRESHOLD) == MATCH
+    assert state_of(1.0) == MATCH
+
+
+def test_below_the_match_threshold_a_confidence_from_the_closest_cut_names_the_closest_class():
+    assert state_of(MATCH_THRESHOLD - 0.001) == CLOSEST
+    assert state_of(CLOSEST_CONFIDENCE) == CLOSEST
+    assert state_of(CLOSEST_CONFIDENCE - 0.001) == NO_MATCH
+    assert state_of(0.0) == NO_MATCH
+
+
+def test_the_cut_can_be_moved_for_the_evaluation():
+    assert state_of(0.3, closest_confidence=0.31) == NO_MATCH
+    assert state_of(0.3, closest_confidence=0.29) == CLOSEST
+
+
+def test_distant_neighbours_that_agree_on_a_class_give_the_closest_class_not_a_match():
+    # Four of five neighbours are of class 3, none close enough for a match.
+    result = judge(neighbours((3, 0.50), (3, 0.49), (8, 0.48), (3, 0.47), (3, 0.46)))
+
+    assert CLOSEST_CONFIDENCE <= result.confidence < MATCH_THRESHOLD
+    assert result.classes[0].class_id == 3
+    assert (result.state, result.match) == (CLOSEST, False)
+
+
+def test_distant_neighbours_that_agree_on_nothing_give_no_match():
+    result = judge(scattered(top=0.5))
+
+    assert result.confidence < CLOSEST_CONFIDENCE
+    assert (result.state, result.match) == (NO_MATCH, False)
+
+
+def test_a_known_class_comes_first_with_its_own_share_and_full_confidence():
+    judged = judge(neighbours((1, 0.5), (2, 0.49), (2, 0.45), (3, 0.3)))
+
+    answer = known(judged, 2)
+
+    assert (answer.state, answer.confidence, answer.match) == (CATALOG, 1.0, True)
+    assert [c.class_id for c in answer.classes] == [2, 1, 3]
+    assert answer.classes[0].score == next(c.score for c in judged.classes if c.class_id == 2)
+
+
+def test_a_known_class_none_of_the_neighbours_is_of_comes_first_with_no_share():
+    answer = known(judge(neighbours((1, 0.5), (3, 0.3))), 7)
+
+    assert [(c.class_id, c.score) for c in answer.classes][0] == (7, 0.0)
+    assert [c.class_id for c in answer.classes[1:]] == [1, 3]
 
 
 def unit(vector):
