@@ -154,7 +154,7 @@ def test_distant_neighbours_that_agree_on_nothing_give_no_match():
 
 
 def test_a_known_class_comes_first_with_its_own_share_and_full_confidence():
-    judged = judge(neighbours((1, 0.5), (2, 0.49), (2, 0.45), (3, 0.3)))
+    judged = judge(neighbours((1, 0.5), (1, 0.49), (2, 0.48), (3, 0.3)))
 
     answer = known(judged, 2)
 
