@@ -7,6 +7,7 @@ from rest_framework import serializers
 from catalog.models import CatalogImage, WikidataClass
 
 from .service import DEFAULT_K, MAX_K
+from .verdict import STATES
 
 
 def absolute(request, url):
@@ -87,8 +88,13 @@ class ClassHitSerializer(serializers.Serializer):
 
 class SearchResultSerializer(serializers.Serializer):
     model = serializers.CharField(help_text="The image model (name/version) that made the vectors")
-    match = serializers.BooleanField(help_text="Whether anything in the catalog really looks like the query")
-    confidence = serializers.FloatField(help_text="0..1: how likely the first class is right")
+    state = serializers.ChoiceField(choices=list(STATES.items()), help_text="The answer in one word")
+    match = serializers.BooleanField(
+        help_text="Whether anything in the catalog really looks like the query (state `match` or `catalog`)"
+    )
+    confidence = serializers.FloatField(
+        help_text="0..1: how likely the first class is right; 1 for `catalog`, whose class is known"
+    )
     took_ms = serializers.FloatField(help_text="Time spent searching, from decoded picture to answer")
     classes = ClassHitSerializer(many=True)
     results = ImageHitSerializer(many=True)

@@ -41,7 +41,7 @@ class ImageHit:
 @dataclass
 class SearchResult:
     model: str
-    match: bool
+    state: str  # one of verdict.STATES
     confidence: float
     took_ms: float
     classes: list[ClassHit]  # best first
@@ -49,6 +49,11 @@ class SearchResult:
     query_image: CatalogImage | None = None  # set for "more like this"
     # Seconds per phase (PHASES), for whoever watches the service; "more like this" embeds nothing.
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def match(self):
+        """Something like the query is in the catalog: a match, or a catalog picture itself."""
+        return verdict.is_match(self.state)
 
 
 def model_label():
@@ -66,6 +71,9 @@ def search_image(image, k=DEFAULT_K):
 def search_similar(image_id, k=DEFAULT_K):
     """ "More like this": search from a catalog image's stored vector, leaving the image itself out.
 
+    The picture is in the catalog, so its class is known, not guessed: the answer's state is "catalog",
+    its first class the picture's own (scored by its share of the neighbours' vote, 0 when none of them is
+    of that class) and its confidence 1. The neighbours are those of any search.
     Raises CatalogImage.DoesNotExist when it is not a searchable image.
     """
     started = time.perf_counter()
@@ -74,23 +82,28 @@ def search_similar(image_id, k=DEFAULT_K):
 
 def _similar(image_id, k, started, using):
     query = CatalogImage.objects.using(using).searchable().select_related("wikidata_class").get(pk=image_id)
-    result = _answer(query.embedding, k, started, using, leave_out=query.pk)
+    result = _answer(query.embedding, k, started, using, leave_out=query.pk, known_class=query.wikidata_class)
     result.query_image = query
     return result
 
 
-def _answer(vector, k, started, using, leave_out=None, timings=None):
-    """The neighbours and verdict, read on the database alias using (catalog.replicas)."""
+def _answer(vector, k, started, using, leave_out=None, timings=None, known_class=None):
+    """The neighbours and verdict, read on the database alias using (catalog.replicas).
+
+    known_class: the query's class when the query is a catalog picture (verdict.known).
+    """
     timings = {} if timings is None else timings
     with _timed(timings, "neighbours"):
         hits = _neighbours(vector, max(k, verdict.NEIGHBOURS), leave_out, using)
     with _timed(timings, "verdict"):
         judged = _judge(hits[: verdict.NEIGHBOURS], vector, using)
+    if known_class is not None:
+        judged = verdict.known(judged, known_class.pk)
     return SearchResult(
         model=model_label(),
-        match=judged.match,
+        state=judged.state,
         confidence=judged.confidence,
-        classes=_class_hits(judged.classes, hits),
+        classes=_class_hits(judged.classes, hits, known_class),
         results=hits[:k],
         took_ms=(time.perf_counter() - started) * 1000,
         timings=timings,
@@ -122,7 +135,10 @@ def _neighbours(vector, n, leave_out, using):
     return [ImageHit(image, 1.0 - image.distance) for image in images if image.pk != leave_out][:n]
 
 
-def _class_hits(scores, hits):
-    # Every class the verdict names comes from a neighbour, whose class row is already loaded.
+def _class_hits(scores, hits, known_class=None):
+    # Every class the verdict names comes from a neighbour, whose class row is already loaded, or is the
+    # query's own.
     classes = {hit.image.wikidata_class_id: hit.image.wikidata_class for hit in hits}
+    if known_class is not None:
+        classes[known_class.pk] = known_class
     return [ClassHit(classes[score.class_id], score.score) for score in scores[:MAX_CLASSES]]

@@ -55,10 +55,10 @@ CLOSEST_CONFIDENCE = 0.15
 MATCH, CLOSEST, NO_MATCH, CATALOG = "match", "closest", "no_match", "catalog"
 # What each state says, for the API's schema and whoever reads a state.
 STATES = {
-    MATCH: "the best class is probably right (confidence >= the match threshold)",
-    CLOSEST: "not a match, but the nearest pictures agree on a class: the best class, with low confidence",
-    NO_MATCH: "the nearest pictures agree on no class: nothing in the catalog looks like the query",
-    CATALOG: "the query is a catalog picture (more like this): the best class is its own, known, not guessed",
+    MATCH: f"the first class is probably right: confidence >= {MATCH_THRESHOLD}",
+    CLOSEST: f"not a match, but the first class is worth naming, with low confidence (>= {CLOSEST_CONFIDENCE})",
+    NO_MATCH: f"nothing in the catalog looks like the query: confidence < {CLOSEST_CONFIDENCE}",
+    CATALOG: "the query is a catalog picture (more like this): the first class is its own, known, not guessed",
 }
 
 # Stand-ins when a class's statistics are unknown: its tightness (a class of one image has none) is the

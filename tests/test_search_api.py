@@ -19,7 +19,8 @@ from rest_framework.test import APIClient
 from catalog import classstats
 from catalog.models import CatalogImage, WikidataClass
 from search import service
-from tests.catalog_factories import make_catalog
+from search.verdict import STATES
+from tests.catalog_factories import centre, make_catalog, make_image, near
 
 pytestmark = pytest.mark.django_db
 
@@ -84,8 +85,9 @@ def test_similar_answers_with_the_search_shape(api, catalog):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"model", "match", "confidence", "took_ms", "classes", "results"}
-    assert isinstance(body["match"], bool) and 0 <= body["confidence"] <= 1 and body["took_ms"] >= 0
+    assert set(body) == {"model", "state", "match", "confidence", "took_ms", "classes", "results"}
+    assert (body["state"], body["match"], body["confidence"]) == ("catalog", True, 1.0)
+    assert body["took_ms"] >= 0
     assert body["model"].startswith("efficientnet-lite0/")
     assert len(body["results"]) == 4
     result = body["results"][0]
@@ -100,6 +102,19 @@ def test_similar_answers_with_the_search_shape(api, catalog):
     }  # fmt: skip
     similarities = [r["similarity"] for r in body["results"]]
     assert similarities == sorted(similarities, reverse=True)
+
+
+def test_similar_names_the_picture_s_own_class_first_even_among_another_class_s_pictures(api, catalog):
+    """A catalog picture's class is known: its neighbours' vote does not decide it."""
+    (own, _), (other, _) = list(catalog.items())[:2]
+    stray = make_image(own, 99, vector=near(centre(other.pk), 99))  # looks like the other class
+
+    body = api.get(f"/api/images/{stray.pk}/similar/?k=6").json()
+
+    assert [c["id"] for c in body["classes"]][:2] == [own.pk, other.pk]
+    assert body["classes"][0]["score"] < body["classes"][1]["score"]
+    assert {r["class"]["id"] for r in body["results"]} == {other.pk}
+    assert (body["state"], body["match"], body["confidence"]) == ("catalog", True, 1.0)
 
 
 def test_similar_leaves_the_image_itself_out(api, catalog):
@@ -349,6 +364,16 @@ def test_the_openapi_schema_is_valid_without_warnings(tmp_path):
 
 def openapi_schema():
     return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def test_the_schema_lists_and_explains_every_state_of_an_answer():
+    schemas = openapi_schema()["components"]["schemas"]
+    state = schemas["SearchResult"]["properties"]["state"]
+    (ref,) = state["allOf"]
+
+    assert schemas[ref["$ref"].split("/")[-1]]["enum"] == ["match", "closest", "no_match", "catalog"]
+    for name, meaning in STATES.items():
+        assert f"* `{name}` - {meaning}" in state["description"]
 
 
 def test_the_schema_names_every_error_each_endpoint_can_answer():

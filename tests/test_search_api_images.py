@@ -118,7 +118,8 @@ def test_an_empty_catalog_answers_that_nothing_matches():
 
     body = response.json()
     assert response.status_code == 200
-    assert (body["match"], body["confidence"], body["classes"], body["results"]) == (False, 0.0, [], [])
+    assert (body["state"], body["match"], body["confidence"]) == ("no_match", False, 0.0)
+    assert (body["classes"], body["results"]) == ([], [])
 
 
 @pytest.fixture(scope="session")
