@@ -67,3 +67,10 @@ def make_catalog(classes=3, per_class=8, seed=0):
             make_image(wikidata_class, seed * 1000 + c * 100 + i) for i in range(per_class)
         ]
     return made
+
+
+def toward(point, similarity, seed):
+    """A unit vector whose cosine similarity to the unit vector point is similarity."""
+    other = np.random.default_rng(30_000 + seed).standard_normal(len(point))
+    other -= other.dot(point) * point
+    return unit(similarity * point + np.sqrt(1 - similarity**2) * unit(other))
