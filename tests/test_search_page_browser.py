@@ -58,13 +58,41 @@ def test_uploading_a_photo_shows_the_verdict_and_similar_pictures(page, live_ser
     assert cards.first.locator(".label").inner_text() == "Faces"
     assert cards.first.locator(".more").get_attribute("href").startswith("/?similar=")
     assert page.locator("#results img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    sure = page.locator("#answer .confidence").inner_text()
+    assert sure.endswith("% sure that “Faces” is right.") and 36 <= int(sure.split("%")[0]) <= 100
+    assert (
+        page.locator("#answer .explain").inner_text()
+        == "The confidence says how likely this answer is right."
+    )
 
-    cards.nth(1).locator(".more").click()  # "more like this" from a result
-    page.wait_for_selector("#answer .from")
+
+def test_more_like_this_from_a_result_card_answers_with_the_catalog_picture_s_own_class(
+    page, live_server, photo_catalog
+):
+    query = sorted((photo_catalog / "strawberry").iterdir())[20]
+    page.goto(live_server.url)
+    page.set_input_files("#image-input", str(query))
+    page.wait_for_selector("#answer")
+    card = page.locator("#results .card").nth(1)
+    label = card.locator(".label").inner_text()
+
+    card.locator(".more").click()
+    page.wait_for_selector("#answer.is-catalog")
+
+    assert page.locator(".eyebrow").inner_text().lower() == "more like this"
+    assert page.locator(".verdict-title").inner_text() == label
+    assert page.locator("#answer .from").inner_text() == (
+        f"A {label} picture from the catalog: its class is known, not guessed."
+    )
     assert page.locator("#results .card").count() == 20
+    assert (
+        page.locator(".legend")
+        .inner_text()
+        .startswith("The percentage on each picture says how similar it is to the catalog picture you chose")
+    )
 
 
-def test_a_photo_of_nothing_in_the_catalog_says_so_and_marks_the_closest(page, live_server, tmp_path):
+def test_a_photo_of_nothing_in_the_catalog_says_so_once_above_the_closest(page, live_server, tmp_path):
     make_catalog(classes=3, per_class=4)  # made-up vectors: no photo looks like any of them
     coffee = jpeg_file(tmp_path, Image.fromarray(skimage_data.coffee()), "coffee.jpg")
 
@@ -75,9 +103,10 @@ def test_a_photo_of_nothing_in_the_catalog_says_so_and_marks_the_closest(page, l
     assert "is-no-match" in page.locator("#answer").get_attribute("class")
     assert page.locator(".verdict-title").inner_text() == "Nothing in the catalog looks like this."
     assert page.locator("#results .card").count() == 12
-    assert page.locator("#results .badge").count() == 12
-    assert page.locator("#results .badge").first.inner_text() == "closest, not a match"
-    assert page.locator(".results-title").inner_text().startswith("Closest pictures")
+    assert page.locator(".results-title").inner_text() == "Closest pictures — not matches"
+    assert page.get_by_text("not a match").count() == 0  # said once, in the heading; no badge on the cards
+    assert page.locator(".legend").is_visible()
+    assert page.locator("#results .similarity").first.inner_text().endswith("% similar")
 
 
 # A picture drawn in the page, in a DataTransfer: what a drop or a paste hands to the page.
@@ -147,4 +176,16 @@ def test_the_page_fits_a_phone_screen(browser, live_server, settings):
 
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert page.locator("#search-button").is_visible()
+    assert page.evaluate(CARD_TEXT_INSIDE_ITS_CARD) == 8
     context.close()
+
+
+# Cards whose label and similarity are shown whole (not cut or squeezed) and inside the card.
+CARD_TEXT_INSIDE_ITS_CARD = """() => [...document.querySelectorAll("#results .card")].filter(card => {
+    const box = card.getBoundingClientRect();
+    return [".label", ".similarity"].every(selector => {
+        const text = card.querySelector(selector), inner = text.getBoundingClientRect();
+        return inner.width > 0 && text.scrollWidth <= text.clientWidth
+            && inner.left >= box.left && inner.right <= box.right;
+    });
+}).length"""
