@@ -10,10 +10,11 @@ microseconds per query once the class's statistics are stored (catalog.classstat
   how close the query comes to the best class's centroid against how close that class's own images come
   to each other (its tightness): a per-class threshold, where one fixed cut-off fails because some classes
   are loose (varied photos) and others tight (near-identical ones).
-- match: confidence >= MATCH_THRESHOLD, i.e. something like the query is probably in the catalog.
-- state: one word for the answer (state_of): "match"; "closest", not a match but the neighbours agree on a
-  class well enough to name it (confidence >= CLOSEST_CONFIDENCE); "no_match", they agree on nothing. "catalog" is the service's, for
-  a query that is itself a catalog picture.
+- state: the answer in one word (state_of): "match", confidence >= MATCH_THRESHOLD, i.e. something like the
+  query is probably in the catalog; "closest", not a match but a best class worth naming (confidence >=
+  CLOSEST_CONFIDENCE); "no_match", the neighbours agree on nothing worth a name. "catalog" (known) is for
+  a query that is itself a catalog picture, whose class is known.
+- match: state "match" or "catalog" (is_match).
 Constants are fitted by ``python -m bench.eval_verdict --fit``; the method and its figures are in the
 README.
 """
@@ -47,7 +48,7 @@ BIAS = -5.059
 # match = confidence >= MATCH_THRESHOLD: the cut that best separates in-catalog from out-of-catalog queries.
 MATCH_THRESHOLD = 0.36
 # state "closest" = not a match, but confidence >= CLOSEST_CONFIDENCE: the best class is a guess worth
-# naming (right about one time in five), where below it the neighbours agree on nothing worth a name.
+# naming (right about one time in five on the evaluation classes), where below it the neighbours agree on nothing worth a name.
 # Chosen on the tuning classes by `python -m bench.eval_verdict --closest`, which also tried the best
 # class's vote share (no better than chance on the evaluation classes); the figures are in the README.
 CLOSEST_CONFIDENCE = 0.15
