@@ -96,7 +96,10 @@ class SearchResultSerializer(serializers.Serializer):
         help_text="0..1: how likely the first class is right; 1 for `catalog`, whose class is known"
     )
     took_ms = serializers.FloatField(help_text="Time spent searching, from decoded picture to answer")
-    classes = ClassHitSerializer(many=True)
+    classes = ClassHitSerializer(
+        many=True,
+        help_text="Best first; for `catalog`, the picture's own class first, scored by its neighbours' vote",
+    )
     results = ImageHitSerializer(many=True)
 
 
