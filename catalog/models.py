@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import OpClass
 from django.db import connections, models, transaction
 from django.db.models import Count, F, Func, Q, Subquery, Sum, Value
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Lower
 from pgvector import HalfVector
 from pgvector.django import CosineDistance, HalfVectorField, HnswIndex, VectorField
 
@@ -41,6 +41,11 @@ class WikidataClassQuerySet(models.QuerySet):
         is_other = models.Case(models.When(pk=models.OuterRef("main_image"), then=0), default=1)
         cover = own_images.annotate(is_other=is_other).order_by("is_other", "id").values("pk")[:1]
         return self.annotate(cover_id=Subquery(cover))
+
+    def alphabetical(self):
+        """By label as people read it, ignoring case (the database's own collation puts every capital
+        first); ties in the order of their creation."""
+        return self.order_by(Lower("label"), "label", "id")
 
     def stale_statistics(self):
         """The one rule of stale class statistics: classes whose stored ClassStatistics are not those of their

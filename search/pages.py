@@ -61,7 +61,7 @@ def class_page(request, class_id):
 @answering_refusals
 def class_list(request):
     query = filter_text(request.GET.get("q", ""))
-    classes = WikidataClass.objects.in_catalog().with_cover().only("id", "label").order_by("label", "id")
+    classes = WikidataClass.objects.in_catalog().with_cover().only("id", "label").alphabetical()
     if query:
         classes = classes.filter(label__icontains=query)
     page = page_of(request, classes, CLASSES_PER_PAGE)

@@ -187,7 +187,7 @@ def test_the_class_page_costs_the_same_queries_whatever_its_size(client, django_
 
 
 def test_the_class_list_is_alphabetical_with_counts_and_a_cover(client):
-    zebra, ant, camera = make_class("zebra"), make_class("Ant"), make_class("camera")
+    zebra, ant, camera = make_class("zebra"), make_class("ant"), make_class("Camera")
     zebras = [make_image(zebra, 60), make_image(zebra, 61)]
     ants = [make_image(ant, 62), make_image(ant, 63), make_image(ant, 64)]
     exclude(ants[2])

@@ -2,6 +2,7 @@
 
 from django import template
 from django.db.models import Count, Sum
+from django.db.models.functions import Lower
 
 from catalog.models import WikidataClass
 
@@ -16,5 +17,7 @@ def catalog_summary():
     classes = WikidataClass.objects.in_catalog()
     totals = classes.aggregate(pictures=Sum("image_count"), classes=Count("id"))
     # The best-stocked classes: those a first search most likely finds.
-    examples = classes.order_by("-image_count", "label").values_list("label", flat=True)[:EXAMPLES]
+    examples = classes.order_by("-image_count", Lower("label"), "id").values_list("label", flat=True)[
+        :EXAMPLES
+    ]
     return {"pictures": totals["pictures"] or 0, "classes": totals["classes"], "examples": list(examples)}
