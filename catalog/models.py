@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import OpClass
 from django.db import connections, models, transaction
 from django.db.models import Count, F, Func, Q, Subquery, Sum, Value
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Lower
 from pgvector import HalfVector
 from pgvector.django import CosineDistance, HalfVectorField, HnswIndex, VectorField
 
@@ -26,6 +26,27 @@ def wiki_path(title):
 
 
 class WikidataClassQuerySet(models.QuerySet):
+    def with_image_counts(self):
+        """These classes, each with image_count: how many of its images are searchable (searchable_q())."""
+        return self.annotate(image_count=Count("images", filter=searchable_q("images__")))
+
+    def in_catalog(self):
+        """Classes with at least one searchable image, each with image_count: those the pages show."""
+        return self.with_image_counts().filter(image_count__gt=0)
+
+    def with_cover(self):
+        """These classes, each with cover_id: the id of the searchable image that stands for it, its
+        main image (P18) when that one is searchable, else its first searchable image; None: it has none."""
+        own_images = CatalogImage.objects.searchable().filter(wikidata_class=models.OuterRef("pk"))
+        is_other = models.Case(models.When(pk=models.OuterRef("main_image"), then=0), default=1)
+        cover = own_images.annotate(is_other=is_other).order_by("is_other", "id").values("pk")[:1]
+        return self.annotate(cover_id=Subquery(cover))
+
+    def alphabetical(self):
+        """By label as people read it, ignoring case (the database's own collation puts every capital
+        first); ties in the order of their creation."""
+        return self.order_by(Lower("label"), "label", "id")
+
     def stale_statistics(self):
         """The one rule of stale class statistics: classes whose stored ClassStatistics are not those of their
         searchable images now (a row computed from other images, a row while they have none, no row while

@@ -3,7 +3,6 @@
 import re
 from collections.abc import Mapping
 
-from django.db.models import Count
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
@@ -13,7 +12,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from catalog.errors import Refusal
-from catalog.models import CatalogImage, WikidataClass, searchable_q
+from catalog.models import CatalogImage, WikidataClass
 from revimg.errorpages import error_body, with_retry_after
 
 from . import searchlog, service
@@ -171,10 +170,7 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self):
-        searchable = searchable_q("images__")
-        classes = WikidataClass.objects.annotate(image_count=Count("images", filter=searchable)).order_by(
-            "label", "id"
-        )
+        classes = WikidataClass.objects.with_image_counts().order_by("label", "id")
         if "qid" not in self.request.query_params:
             return classes
         qid = self.request.query_params["qid"]
