@@ -21,7 +21,7 @@ from catalog.store import thumbnail_bytes
 from revimg.errorpages import with_retry_after
 
 from . import searchlog, service, shared
-from .inputs import QueryError, cropped, image_from_catalog, parse_box, query_image
+from .inputs import QueryError, cropped, image_from_catalog, parse_box, positive_int, query_image
 from .throttles import AnonSearchThrottle, AnonSimilarThrottle
 
 # More than the API's default: a page of thumbnails is cheap to look through.
@@ -142,15 +142,26 @@ def _similar_search(image_id, box):
     with searchlog.reported("similar", PAGE_K) as report:
         try:
             if box is None:
-                result = service.search_similar(int(image_id), PAGE_K)
+                result = service.search_similar(_catalog_id(image_id), PAGE_K)
             else:
-                catalog_image = CatalogImage.objects.searchable().get(pk=int(image_id))
+                catalog_image = CatalogImage.objects.searchable().get(pk=_catalog_id(image_id))
                 result = service.search_image(cropped(image_from_catalog(catalog_image), box), PAGE_K)
                 result.query_image = catalog_image
-        except (ValueError, CatalogImage.DoesNotExist):
-            raise QueryError("not_found", "That picture is not in the catalog.", status=404) from None
+        except CatalogImage.DoesNotExist:
+            raise _not_in_catalog() from None
         report.result = result
     return _answer(result, _thumbnail_url(result.query_image), box, ("similar", result.query_image.pk))
+
+
+def _catalog_id(text):
+    image_id = positive_int(text)
+    if image_id is None:
+        raise _not_in_catalog()
+    return image_id
+
+
+def _not_in_catalog():
+    return QueryError("not_found", "That picture is not in the catalog.", status=404)
 
 
 def _answer(result, preview, box, query):
