@@ -98,7 +98,9 @@
 
   frame.addEventListener("pointerdown", function (event) {
     if (event.pointerType === "mouse" && event.button !== 0) return;
-    var mode = event.target === handle ? "resize" : event.target === region ? "move" : "draw";
+    // A whole-picture box cannot move: pressing on it starts a new one.
+    var moves = event.target === region && !isWhole();
+    var mode = event.target === handle ? "resize" : moves ? "move" : "draw";
     drag = { mode: mode, start: pointAt(event), from: copy(box), pointer: event.pointerId };
     frame.setPointerCapture(event.pointerId);
     region.focus({ preventScroll: true });
