@@ -135,6 +135,5 @@ def test_a_box_on_a_catalog_picture_searches_that_part_of_its_file(catalog):
 
     assert response.status_code == 200 and response.context["result"].query_image == image
     assert image.thumbnail.url in response.content.decode()
-    # The whole file searched by the model finds the picture itself among the catalog's (made-up) vectors
-    # only by chance; what is certain is that it was searched as a picture, not by its stored vector.
-    assert response.context["result"].timings["embedding"] > 0
+    # Searched as a picture (the model ran on the file), not from the stored vector.
+    assert response.context["result"].timings.get("embedding", 0) > 0
