@@ -27,16 +27,24 @@ def context_for(browser, settings):
     make_catalog(classes=3, per_class=4)
     contexts = []
 
+    refused_by_csp = []
+
     def new_page(**options):
         context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **options})
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(60_000)  # the first search loads the image model
+        # The box is placed through the CSSOM, which the page's CSP allows; an inline style would not be.
+        page.on(
+            "console",
+            lambda message: "Content Security Policy" in message.text and refused_by_csp.append(message.text),
+        )
         return page
 
     yield new_page
     for context in contexts:
         context.close()
+    assert refused_by_csp == []
 
 
 def cat_jpeg():
