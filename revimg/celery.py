@@ -40,12 +40,24 @@ def upkeep_schedule(hours_by_job):
     return schedule
 
 
+# search's own job (search.tasks): the kept uploads whose links have expired are deleted every hour, so
+# none outlives REVIMG_SHARED_QUERY_HOURS by more than that.
+DELETE_EXPIRED_SHARED = "search.delete_expired_shared"  # the name search.tasks registers it under
+SEARCH_SCHEDULE = {
+    "search-delete_expired_shared": {
+        "task": DELETE_EXPIRED_SHARED,
+        "schedule": timedelta(hours=1),
+        "options": {"expires": timedelta(hours=1).total_seconds()},
+    }
+}
+
+
 @app.on_after_configure.connect
 def schedule_upkeep(sender, **_kwargs):
     # Here, not at import: revimg.settings imports this package, so the settings are read once loaded.
     from django.conf import settings
 
-    sender.conf.beat_schedule = upkeep_schedule(settings.REVIMG_UPKEEP_HOURS)
+    sender.conf.beat_schedule = {**upkeep_schedule(settings.REVIMG_UPKEEP_HOURS), **SEARCH_SCHEDULE}
 
 
 @worker_process_init.connect

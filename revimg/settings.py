@@ -301,6 +301,9 @@ REVIMG_URL_FETCH_TIMEOUT = env_int("REVIMG_URL_FETCH_TIMEOUT", 10, minimum=1)
 # worker. "More like this" embeds nothing (the vector is stored), so it has its own, larger budget.
 REVIMG_ANON_SEARCH_RATE = env_rate("REVIMG_ANON_SEARCH_RATE", "30/minute")
 REVIMG_ANON_SIMILAR_RATE = env_rate("REVIMG_ANON_SIMILAR_RATE", "120/minute")
+# How long the link to an uploaded picture's answer works (search.shared); beat deletes what is older
+# every hour.
+REVIMG_SHARED_QUERY_HOURS = env_float("REVIMG_SHARED_QUERY_HOURS", 24, minimum=0.1)
 # ONNX Runtime threads per process for the image model; 0: one per core (gunicorn.conf.py shares the
 # cores out between its workers).
 REVIMG_EMBED_THREADS = env_int("REVIMG_EMBED_THREADS", 0, minimum=0)

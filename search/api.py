@@ -16,7 +16,7 @@ from catalog.models import CatalogImage, WikidataClass
 from revimg.errorpages import error_body, with_retry_after
 
 from . import searchlog, service
-from .inputs import QueryError, k_in, positive_int, query_image
+from .inputs import QueryError, cropped, k_in, parse_box, positive_int, query_image
 from .serializers import (
     ClassSerializer,
     ErrorSerializer,
@@ -40,7 +40,7 @@ BUSY_OR_UNAVAILABLE = {
 }
 THROTTLED = {429: error("Too many searches; see Retry-After")}
 PICTURE_ERRORS = {
-    400: error("Not a picture, damaged, a refused address, or k out of range"),
+    400: error("Not a picture, damaged, a refused address, k out of range, or a bad box"),
     413: error("Larger than REVIMG_MAX_UPLOAD_MB"),
     415: error("A type we do not read (SVG, PDF, HEIC...)"),
 }
@@ -108,7 +108,8 @@ def search_response(result, request):
 
 
 class SearchView(APIView):
-    """Search the catalog with a picture: upload it as `image`, or give its address as `url`."""
+    """Search the catalog with a picture: upload it as `image`, or give its address as `url`; `box` searches
+    a part of it."""
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     throttle_classes = [AnonSearchThrottle]
@@ -125,8 +126,9 @@ class SearchView(APIView):
                 raise QueryError("invalid_body", 'Send a JSON object such as {"url": "https://..."}.')
             # k may also come in the query string, as on "more like this".
             report.k = k = k_in(data if "k" in data else request.query_params)
+            box = _box_field(data)
             image = query_image(upload=_uploaded_file(request), url=_url_field(data))
-            report.result = service.search_image(image, k)
+            report.result = service.search_image(image if box is None else cropped(image, box), k)
         return search_response(report.result, request)
 
 
@@ -146,6 +148,11 @@ def _url_field(data):
     if url is not None and not url.strip():
         raise QueryError("url_invalid", "url is empty: leave it out, or give the address of a picture.")
     return url
+
+
+def _box_field(data):
+    """The optional box (search.inputs.parse_box); like url, a box that is sent must be one."""
+    return parse_box(data["box"]) if "box" in data else None
 
 
 @extend_schema_view(

@@ -5,6 +5,9 @@ HTTP `status` to answer with: QueryError here, ImageError (catalog.imagefile) an
 (catalog.http.untrusted) below. Callers catch Refusal.
 """
 
+import re
+from dataclasses import dataclass
+
 from django.conf import settings
 
 from catalog.embedding import INPUT_SIZE
@@ -49,6 +52,14 @@ def image_from_url(url):
     download = fetch_untrusted_image(url.strip(), max_upload_bytes())
     with decode_slot():  # taken after the download: never held while waiting on the network
         return decode_query(download.content)
+
+
+def image_from_catalog(catalog_image):
+    """A catalog image's own file, decoded as a query is (to search a part of it)."""
+    with catalog_image.file.open("rb") as stored:
+        data = stored.read()
+    with decode_slot():
+        return decode_query(data)
 
 
 def decode_query(data):
@@ -106,3 +117,83 @@ def parse_k(value):
     if k is None or k > MAX_K:
         raise QueryError("invalid_k", f"k must be a whole number from 1 to {MAX_K}.")
     return k
+
+
+# A region smaller than this on either side of the decoded picture is refused: the model sees 224 px, so a
+# smaller crop is mostly enlargement blur.
+MIN_BOX_PIXELS = 32
+# A fraction from 0 to 1 as a decimal number ("0", "1", "0.25", ".5"): no signs, exponents, nan or inf.
+FRACTION = r"\s*[0-9]*\.?[0-9]+\s*"
+# What the API's schema says of box (search.serializers); parse_box also checks the numbers' ranges.
+BOX_PATTERN = rf"^{FRACTION}(,{FRACTION}){{3}}$"
+BOX_FORMAT = (
+    "left,top,right,bottom as fractions from 0 to 1 of the picture's width and height, e.g. 0.1,0.2,0.6,0.9"
+)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A part of a picture: its edges as fractions of the picture's width (left, right) and height."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    @property
+    def width(self):
+        return self.right - self.left
+
+    @property
+    def height(self):
+        return self.bottom - self.top
+
+    @property
+    def param(self):
+        """The box as the box= parameter writes it, so an address with it can be shared."""
+        return ",".join(_fraction_text(edge) for edge in (self.left, self.top, self.right, self.bottom))
+
+    def pixels(self, width, height):
+        """The box's (left, top, right, bottom) in whole pixels of a width x height picture."""
+        return (
+            round(self.left * width),
+            round(self.top * height),
+            round(self.right * width),
+            round(self.bottom * height),
+        )
+
+
+def _fraction_text(value):
+    # Four decimals, a hundredth of a percent: never an exponent, which parse_box would refuse.
+    return f"{value:.4f}".rstrip("0").rstrip(".") or "0"
+
+
+def invalid_box(message):
+    return QueryError("invalid_box", f"{message} Give box as {BOX_FORMAT}.")
+
+
+def parse_box(value):
+    """A Box from "left,top,right,bottom" (the page's box= and the API's box field); QueryError invalid_box."""
+    if not isinstance(value, str):
+        raise invalid_box("box must be a string.")
+    parts = [part.strip() for part in value.split(",")]
+    if len(parts) != 4 or not all(re.fullmatch(FRACTION, part) for part in parts):
+        raise invalid_box("box must be four numbers separated by commas.")
+    box = Box(*(float(part) for part in parts))
+    if any(edge > 1 for edge in (box.left, box.top, box.right, box.bottom)):
+        raise invalid_box("Every edge of box must be between 0 and 1.")
+    if box.left >= box.right or box.top >= box.bottom:
+        raise invalid_box("The left edge of box must be before its right, and its top above its bottom.")
+    return box
+
+
+def cropped(image, box):
+    """The part of a decoded picture inside box; refused when it is smaller than MIN_BOX_PIXELS a side."""
+    left, top, right, bottom = box.pixels(*image.size)
+    if right - left < MIN_BOX_PIXELS or bottom - top < MIN_BOX_PIXELS:
+        raise QueryError(
+            "invalid_box",
+            f"That part of the picture is {right - left}x{bottom - top} pixels; "
+            f"choose at least {MIN_BOX_PIXELS}x{MIN_BOX_PIXELS}.",
+        )
+    return image.crop((left, top, right, bottom))

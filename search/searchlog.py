@@ -1,9 +1,10 @@
 """One log line per search, the page's and the API's alike, and a signal for whoever counts searches.
 
-A line says what kind of search it was (upload, url or similar), how it ended (status, match, or the
-refusal's code), how long it took and how many results were asked for. Never what was searched: not the
-picture, not its file name, not the address we were asked to fetch (it may carry someone's token or say
-who they are), and no query string. Refusal messages are left out too, since some quote the address.
+A line says what kind of search it was (upload, url, similar, or shared: an upload's kept query searched
+again from its link), how it ended (status, match, or the refusal's code), how long it took and how many
+results were asked for. Never what was searched: not the picture, not its file name, not the address we
+were asked to fetch (it may carry someone's token or say who they are), not a shared link's token, and no
+query string. Refusal messages are left out too, since some quote the address.
 """
 
 import logging
@@ -28,7 +29,7 @@ search_finished = Signal()
 
 @dataclass
 class SearchReport:
-    kind: str  # upload, url or similar
+    kind: str  # upload, url, similar or shared
     k: int | None = None  # None until it is read (a refused k never is)
     status: int = 200
     error: str | None = None  # the refusal's code

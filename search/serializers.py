@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from catalog.models import CatalogImage, WikidataClass
 
+from .inputs import BOX_FORMAT, BOX_PATTERN
 from .service import DEFAULT_K, MAX_K
 from .verdict import STATES
 
@@ -109,12 +110,19 @@ class UploadField(serializers.FileField):
     is what it is in answers)."""
 
 
+def box_field():
+    return serializers.RegexField(
+        BOX_PATTERN, required=False, help_text=f"Search only this part of the picture: {BOX_FORMAT}"
+    )
+
+
 class SearchUploadSerializer(serializers.Serializer):
     """For the schema only: the view reads the request itself so that every refusal has one shape."""
 
     image = UploadField(required=False, help_text="The picture; or give url instead")
     url = serializers.URLField(required=False, help_text="http(s) address of a picture on the public web")
     k = serializers.IntegerField(required=False, min_value=1, max_value=MAX_K, default=DEFAULT_K)
+    box = box_field()
 
 
 class SearchUrlSerializer(serializers.Serializer):
@@ -122,6 +130,7 @@ class SearchUrlSerializer(serializers.Serializer):
 
     url = serializers.URLField(help_text="http(s) address of a picture on the public web")
     k = serializers.IntegerField(required=False, min_value=1, max_value=MAX_K, default=DEFAULT_K)
+    box = box_field()
 
 
 class ErrorDetailSerializer(serializers.Serializer):

@@ -49,6 +49,9 @@ class SearchResult:
     query_image: CatalogImage | None = None  # set for "more like this"
     # Seconds per phase (PHASES), for whoever watches the service; "more like this" embeds nothing.
     timings: dict[str, float] = field(default_factory=dict)
+    vector: object = (
+        None  # the query's vector, so a search can be kept (search.shared) without embedding again
+    )
 
     @property
     def match(self):
@@ -65,6 +68,12 @@ def search_image(image, k=DEFAULT_K):
     started, timings = time.perf_counter(), {}
     with _timed(timings, "embedding"):
         vector = get_embedder().embed([image])[0]
+    return search_vector(vector, k, started, timings)
+
+
+def search_vector(vector, k=DEFAULT_K, started=None, timings=None):
+    """Search the catalog from a vector the embedder made for a query picture."""
+    started = time.perf_counter() if started is None else started
     return search_read(lambda using: _answer(vector, k, started, using, timings=timings))
 
 
@@ -107,6 +116,7 @@ def _answer(vector, k, started, using, leave_out=None, timings=None, known_class
         results=hits[:k],
         took_ms=(time.perf_counter() - started) * 1000,
         timings=timings,
+        vector=vector,
     )
 
 

@@ -48,7 +48,7 @@ def test_the_api_answers_any_refusal_with_its_code_and_status(refused):
 
 
 def test_the_page_answers_any_refusal_with_its_message_and_status(refused):
-    response = Client().post("/", {"url": "https://pictures.example/cat.jpg"})
+    response = Client().get("/", {"url": "https://pictures.example/cat.jpg"})
 
     assert response.status_code == 422
     assert "Not this one, for a new reason." in response.content.decode()

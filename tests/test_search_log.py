@@ -147,7 +147,7 @@ def test_a_url_search_logs_nothing_of_the_url(catalog, search_log, caplog, https
     url = httpserver.url_for("/albums/alice-smith/holiday.jpg") + "?token=s3cr3tvalue&user=alice"
 
     api = APIClient().post("/api/search/", {"url": url, "k": 2}, format="json")
-    page = Client().post("/", {"url": url})
+    page = Client().get("/", {"url": url})
 
     assert api.status_code == 200 and page.status_code == 200
     assert_nothing_of(url, caplog)

@@ -58,13 +58,6 @@ def test_a_file_that_is_not_a_picture_is_explained(client, tmp_path):
     assert "That file is not a picture we can read." in response.content.decode()
 
 
-def test_a_private_address_is_explained(client):
-    response = client.post("/", {"url": "http://192.168.1.1/cam.jpg"})
-
-    assert response.status_code == 400
-    assert "private network" in response.content.decode()
-
-
 def test_more_like_this_shows_the_catalog_picture_and_its_neighbours(client):
     catalog = make_catalog(classes=2, per_class=5)
     first_class, images = next(iter(catalog.items()))

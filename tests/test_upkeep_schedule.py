@@ -64,6 +64,7 @@ def test_every_job_is_scheduled_by_default_at_its_own_interval(tmp_path):
         "upkeep-reembed": 24,
         "upkeep-recrawl": 168,
         "upkeep-sweep_media": 24,
+        "search-delete_expired_shared": 1,  # search's own, not an upkeep job
     }
     assert started["filename"] == str(tmp_path.resolve() / "celerybeat-schedule")
 

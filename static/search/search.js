@@ -81,6 +81,11 @@
     form.classList.add("is-searching");
     button.disabled = true;
     button.textContent = "Searching";
+    if (!fileInput.files.length) {
+      // An address alone is searched at its own GET address, which can be shared and reloaded.
+      event.preventDefault();
+      window.location.assign(form.action.split("?")[0] + "?url=" + encodeURIComponent(urlInput.value.trim()));
+    }
   });
 
   // Coming back with the browser's Back button must not leave the form looking busy.
