@@ -6,8 +6,9 @@ Two kinds, both computed over searchable images (excluded ones are already dealt
   z-score within the class: median and MAD, so one bad image does not hide another), or whose nearest
   neighbours in the whole catalog belong to other classes (the wrong article's picture looks like the
   class it really shows);
-- duplicates: two rows holding the same picture, re-encoded or resized, within or across classes: close
-  embeddings (found through the HNSW index) or equal/close perceptual hashes.
+- duplicates: rows holding the same picture, re-encoded or resized, within or across classes: pairs with
+  close embeddings (found through the HNSW index) or equal/close perceptual hashes, joined into clusters
+  (the connected pairs: four copies of one picture are one cluster of four, not six pairs).
 
 The result is stored as Suspect rows so the admin sorts and filters without recomputing; a curator's
 "this is fine" (Suspect.dismissed_at) survives a re-run.
@@ -23,7 +24,16 @@ from django.db.models import Count
 
 from .embedding import EMBEDDING_DIM
 from .imagefile import ImageError, open_image
-from .models import CatalogImage, Suspect, VectorBytes, WikidataClass, hnsw_scan, searchable_q, searchable_sql
+from .models import (
+    CatalogImage,
+    Suspect,
+    SuspectSearch,
+    VectorBytes,
+    WikidataClass,
+    hnsw_scan,
+    searchable_q,
+    searchable_sql,
+)
 from .phash import hamming, phash_hex
 from .progress import no_progress
 
@@ -131,6 +141,7 @@ def neighbours(k=NEIGHBOURS, chunk=500):
 @dataclass
 class OutlierScore:
     image_id: int
+    class_id: int
     z: float = 0.0
     foreign: int = 0  # neighbours in another class
     voted: int = 0  # neighbours seen
@@ -186,7 +197,7 @@ class OutlierScores:
         )
         for class_id in self.class_sizes:
             for image_id, z in centroid_zscores(class_id).items():
-                self.scores[image_id] = OutlierScore(image_id, z=z, foreign_classes=Counter())
+                self.scores[image_id] = OutlierScore(image_id, class_id, z=z, foreign_classes=Counter())
 
     def add(self, row):
         """Count one Neighbour row; an image's rows come nearest first."""
@@ -202,7 +213,25 @@ class OutlierScores:
             entry.foreign_classes[row.other_class_id] += 1
 
 
-def outlier_reason(entry, labels):
+# A z-score past this is "far from the other pictures" in words (about 1 picture in 700 of a normal class).
+FAR_Z = 3.0
+
+
+def outlier_reason(entry, labels, class_id):
+    """Why an image is an outlier, in words a curator reads at a glance: the strongest sign alone (the
+    detail line has every measure)."""
+    own = labels.get(class_id, class_id)
+    if entry.suggested_class:
+        return f"looks more like {labels.get(entry.suggested_class)} than like its own class ({own})"
+    if entry.voted and entry.foreign * 2 > entry.voted:
+        return f"its closest pictures are mostly of other classes than {own}"
+    if entry.z >= FAR_Z:
+        return f"far from the other pictures of {own}"
+    return f"a little unlike the other pictures of {own}"
+
+
+def outlier_detail(entry, labels):
+    """The measures behind outlier_reason."""
     parts = [f"distance to class centre: robust z {entry.z:.1f}"]
     if entry.foreign:
         top_class, _ = entry.foreign_classes.most_common(1)[0]
@@ -231,17 +260,6 @@ class DuplicatePair:
         if near_hash is None or near_vector is None:
             return near_vector if near_hash is None else near_hash
         return HASH_WEIGHT * near_hash + (1.0 - HASH_WEIGHT) * near_vector
-
-    @property
-    def reason(self):
-        parts = []
-        if self.bits is not None:
-            parts.append(
-                "same perceptual hash" if self.bits == 0 else f"perceptual hashes {self.bits} bits apart"
-            )
-        if self.distance is not None:
-            parts.append(f"embedding distance {self.distance:.3f}")
-        return "; ".join(parts)
 
 
 def _is_duplicate(pair):
@@ -310,6 +328,64 @@ def _pair_distances(keys):
         return {(a, b): float(d) for a, b, d in cursor.fetchall()}
 
 
+@dataclass
+class DuplicateCluster:
+    """Copies of one picture: the duplicate pairs that connect them."""
+
+    pairs: list
+
+    @property
+    def image_ids(self):
+        return sorted({i for pair in self.pairs for i in (pair.image_id, pair.other_id)})
+
+    @property
+    def score(self):
+        return max(pair.score for pair in self.pairs)
+
+    def reason(self, class_labels):
+        """In words, with the classes the copies are filed under when they differ (class_labels: image id ->
+        label)."""
+        ids = self.image_ids
+        labels = sorted({class_labels[i] for i in ids})
+        where = f", in {' and '.join(labels)}" if len(labels) > 1 else ""
+        return f"the same picture stored {len(ids)} times{where}"
+
+    @property
+    def detail(self):
+        """The measures behind the reason: how far apart the closest-judged copies are."""
+        bits = [p.bits for p in self.pairs if p.bits is not None]
+        distances = [p.distance for p in self.pairs if p.distance is not None]
+        parts = []
+        if bits:
+            parts.append(f"perceptual hashes {_spread(bits, '{}')} bits apart")
+        if distances:
+            parts.append(f"embedding distance {_spread(distances, '{:.3f}')}")
+        return "; ".join(parts)
+
+
+def _spread(values, template):
+    low, high = template.format(min(values)), template.format(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
+def clusters_of(pairs):
+    """The connected components of the duplicate pairs, as DuplicateClusters, largest score first."""
+    parent = {}
+
+    def root(i):
+        while parent.setdefault(i, i) != i:
+            parent[i] = parent[parent[i]]  # halve the path, so long chains stay cheap
+            i = parent[i]
+        return i
+
+    for pair in pairs:
+        parent[root(pair.other_id)] = root(pair.image_id)
+    grouped = defaultdict(list)
+    for pair in pairs:
+        grouped[root(pair.image_id)].append(pair)
+    return sorted((DuplicateCluster(group) for group in grouped.values()), key=lambda c: -c.score)
+
+
 # -- storing -------------------------------------------------------------------------------------------------
 
 
@@ -321,7 +397,7 @@ class SuspectSummary:
 
     def __str__(self):
         return (
-            f"{self.outliers} outliers, {self.duplicates} duplicate pairs "
+            f"{self.outliers} outliers, {self.duplicates} duplicate clusters "
             f"({self.phashes} perceptual hashes computed)"
         )
 
@@ -335,31 +411,80 @@ def find_suspects(k=NEIGHBOURS):
     for row in neighbours(k):
         scores.add(row)
         duplicate_finder.add(row)
+    outliers = outlier_suspects(scores)
+    duplicates = duplicate_suspects(clusters_of(duplicate_finder.pairs()))
+    with transaction.atomic():
+        Suspect.objects.filter(dismissed_at__isnull=True).delete()
+        stored = store_suspects(outliers + duplicates)
+        summary.outliers = sum(1 for s in stored if s.kind == Suspect.Kind.OUTLIER)
+        summary.duplicates = len(stored) - summary.outliers
+        SuspectSearch.objects.create(summary=str(summary))
+    return summary
+
+
+def outlier_suspects(scores):
+    """(Suspect, its member ids) for every image scored past OUTLIER_MIN_SCORE."""
     labels = dict(WikidataClass.objects.values_list("id", "label"))
-    outliers = [
-        Suspect(
-            kind=Suspect.Kind.OUTLIER,
-            image_id=e.image_id,
-            score=e.score,
-            reason=outlier_reason(e, labels),
-            suggested_class_id=e.suggested_class,
+    return [
+        (
+            Suspect(
+                kind=Suspect.Kind.OUTLIER,
+                image_id=e.image_id,
+                score=e.score,
+                reason=outlier_reason(e, labels, e.class_id),
+                detail=outlier_detail(e, labels),
+                suggested_class_id=e.suggested_class,
+            ),
+            [e.image_id],
         )
         for e in scores.scores.values()
         if e.score >= OUTLIER_MIN_SCORE
     ]
-    duplicates = [
-        Suspect(
-            kind=Suspect.Kind.DUPLICATE,
-            image_id=p.image_id,
-            other_id=p.other_id,
-            score=p.score,
-            reason=p.reason,
+
+
+def duplicate_suspects(clusters):
+    """(Suspect, its member ids) for every cluster of copies."""
+    ids = [i for cluster in clusters for i in cluster.image_ids]
+    class_labels = dict(CatalogImage.objects.filter(pk__in=ids).values_list("id", "wikidata_class__label"))
+    return [
+        (
+            Suspect(
+                kind=Suspect.Kind.DUPLICATE,
+                image_id=cluster.image_ids[0],
+                score=cluster.score,
+                reason=cluster.reason(class_labels),
+                detail=cluster.detail,
+            ),
+            cluster.image_ids,
         )
-        for p in duplicate_finder.pairs()
+        for cluster in clusters
     ]
-    with transaction.atomic():
-        Suspect.objects.filter(dismissed_at__isnull=True).delete()
-        # A dismissed suspect holds its (kind, image, other) key, so the conflict skips it.
-        Suspect.objects.bulk_create(outliers + duplicates, ignore_conflicts=True, batch_size=1000)
-    summary.outliers, summary.duplicates = len(outliers), len(duplicates)
-    return summary
+
+
+def store_suspects(found):
+    """Store (Suspect, member ids) pairs but those a curator dismissed already; returns the stored ones.
+
+    A dismissed suspect covers the same outlier, or a cluster within its members ("these are not copies").
+    A cluster that grew past a dismissed one (a new copy arrived) is asked again, and replaces it.
+    """
+    dismissed = defaultdict(list)
+    for suspect in Suspect.objects.filter(dismissed_at__isnull=False).prefetch_related("members"):
+        dismissed[suspect.kind].append((suspect.pk, {m.pk for m in suspect.members.all()}))
+    fresh, replaced = [], set()
+    for suspect, members in found:
+        overlapping = [(pk, old) for pk, old in dismissed[suspect.kind] if old & set(members)]
+        if any(set(members) <= old for _, old in overlapping):
+            continue
+        replaced.update(pk for pk, _ in overlapping)
+        fresh.append((suspect, members))
+    Suspect.objects.filter(pk__in=replaced).delete()
+    stored = Suspect.objects.bulk_create([suspect for suspect, _ in fresh], batch_size=1000)
+    Suspect.members.through.objects.bulk_create(
+        [
+            Suspect.members.through(suspect_id=suspect.pk, catalogimage_id=image_id)
+            for suspect, members in zip(stored, (m for _, m in fresh), strict=True)
+            for image_id in members
+        ],
+        batch_size=5000,
+    )
+    return stored
