@@ -167,8 +167,8 @@ class CatalogImageInline(admin.TabularInline):
 class WikidataClassAdmin(admin.ModelAdmin):
     # What every class has (a picture, a count, where it comes from): classes imported from a folder have no
     # QID, description or main image, and columns of those alone read as rows of dashes.
-    list_display = ("list_thumbnail", "label", "source", "pictures", "excluded_count", "short_description")
-    list_display_links = ("list_thumbnail", "label")
+    list_display = ("list_thumbnail", "name", "source", "pictures", "excluded_count")
+    list_display_links = ("list_thumbnail", "name")
     search_fields = ("label", "=qid", "enwiki_title")
     ordering = ("label",)
     list_per_page = 50
@@ -249,9 +249,17 @@ class WikidataClassAdmin(admin.ModelAdmin):
     def excluded_count(self, obj):
         return obj.n_excluded
 
-    @admin.display(description="Description", ordering="description")
-    def short_description(self, obj):
-        return truncated(obj.description) if obj.description else ""
+    @admin.display(description="Class", ordering="label")
+    def name(self, obj):
+        """The label, with the description under it when the class has one (crawled ones do)."""
+        if not obj.description:
+            return obj.label
+        return format_html(
+            '{}<br><small class="truncated" title="{}">{}</small>',
+            obj.label,
+            obj.description,
+            obj.description,
+        )
 
 
 # -- images -----------------------------------------------------------------------------------------------------
