@@ -5,20 +5,28 @@ admin's button) finds them again as clusters. A curator's dismissed pairs are ke
 pictures, merged when they share their first picture, so "not a duplicate" still holds after the change.
 """
 
+from collections import defaultdict
+
 from django.db import migrations, models
 
 
 def pairs_to_clusters(apps, schema_editor):
     Suspect = apps.get_model("catalog", "Suspect")
     Suspect.objects.filter(kind="duplicate", dismissed_at__isnull=True).delete()
+    members = defaultdict(set)  # suspect id -> its pictures' ids
     for outlier in Suspect.objects.filter(kind="outlier"):
-        outlier.members.add(outlier.image_id)
-    kept = {}
+        members[outlier.pk].add(outlier.image_id)
+    kept = {}  # first picture -> the suspect that stands for its dismissed pairs
     for pair in Suspect.objects.filter(kind="duplicate").order_by("id"):
-        cluster = kept.setdefault(pair.image_id, pair)
-        cluster.members.add(pair.image_id, pair.other_id)
-        if cluster.pk != pair.pk:
+        cluster = kept.setdefault(pair.image_id, pair.pk)
+        members[cluster] |= {pair.image_id, pair.other_id}
+        if cluster != pair.pk:
             pair.delete()
+    Suspect.members.through.objects.bulk_create(
+        Suspect.members.through(suspect_id=pk, catalogimage_id=image_id)
+        for pk, ids in members.items()
+        for image_id in ids
+    )
 
 
 class Migration(migrations.Migration):
