@@ -594,12 +594,13 @@ class SuspectAdmin(admin.ModelAdmin):
     def pictures(self, suspect):
         # The buttons submit the changelist's own form (it carries the CSRF token) to the resolve URL.
         url = reverse("admin:catalog_suspect_resolve", args=[suspect.pk])
-        keep = suspect.kind == Suspect.Kind.DUPLICATE
+        members = suspect.members.all()
+        # Keeping one is a choice while two copies or more are still in search (not on a resolved cluster).
+        live = sum(1 for image in members if image.status != EXCLUDED)
+        keep = suspect.kind == Suspect.Kind.DUPLICATE and live > 1
         return format_html(
             '<div class="suspect-pictures">{}</div>',
-            format_html_join(
-                "", "{}", ((suspect_figure(image, keep and url),) for image in suspect.members.all())
-            ),
+            format_html_join("", "{}", ((suspect_figure(image, keep and url),) for image in members)),
         )
 
     @admin.display(description="Why")

@@ -143,3 +143,29 @@ def test_a_curator_excludes_two_pictures_from_the_class_grid_with_the_keyboard_a
     assert set(excluded.values_list("pk", "status_reason")) == {(first.pk, "blurred"), (second.pk, "blurred")}
     assert page.locator(f"button[name=include][value='{first.pk}']").is_visible()
     page.screenshot(path=tmp_path / "class-grid-excluded.png", full_page=True)
+
+
+def test_a_curator_keeps_one_of_four_copies_with_one_click(page, live_server, curator, tmp_path):
+    from tests.test_admin_clusters import copies_of
+
+    first = list(make_catalog(classes=2, per_class=6))[0]
+    copies = copies_of(first, 700, 4)
+    find_suspects()
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, live_server.url)
+
+    page.goto(f"{live_server.url}/admin/catalog/suspect/?kind__exact=duplicate")
+    page.screenshot(path=tmp_path / "suspects-cluster-1280.png", full_page=True)
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1
+    assert rows.first.locator("button:has-text('Keep this one')").count() == 4
+    rows.first.locator(f"button[value='keep-{copies[1].pk}']").click()
+
+    assert f"Kept #{copies[1].pk}" in page.locator(".messagelist").inner_text()
+    excluded = CatalogImage.objects.filter(status=CatalogImage.Status.EXCLUDED)
+    assert set(excluded.values_list("pk", flat=True)) == {copies[0].pk, copies[2].pk, copies[3].pk}
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/admin/catalog/suspect/?kind__exact=duplicate&state=resolved")
+    page.screenshot(path=tmp_path / "suspects-resolved-390.png", full_page=True)
+    assert page.locator("#result_list tbody tr").count() == 1
+    assert page.locator("button:has-text('Keep this one')").count() == 0
