@@ -108,21 +108,27 @@ def ranks(manifest):
         .order_by("-score", "id")
         .values_list("image_id", flat=True)
     )
-    pairs = list(
-        Suspect.objects.open()
-        .filter(kind=Suspect.Kind.DUPLICATE)
-        .order_by("-score", "id")
-        .values_list("image_id", "other_id")
-    )
+    # Each cluster of copies as the pairs it joins, so a planted pair is found where its cluster ranks.
+    clusters = [
+        [pair for i, a in enumerate(members) for pair in ((a, b) for b in members[i + 1 :])]
+        for members in (
+            sorted(m.pk for m in suspect.members.all())
+            for suspect in Suspect.objects.open()
+            .filter(kind=Suspect.Kind.DUPLICATE)
+            .order_by("-score", "id")
+            .prefetch_related("members")
+        )
+    ]
+    pairs = [pair for cluster in clusters for pair in cluster]
     composition(outliers, pairs, manifest, ids)
     outlier_rank = {image_id: i + 1 for i, image_id in enumerate(outliers)}
-    pair_rank = {frozenset(pair): i + 1 for i, pair in enumerate(pairs)}
+    pair_rank = {frozenset(pair): i + 1 for i, cluster in enumerate(clusters) for pair in cluster}
     wrong = [outlier_rank.get(ids.get(item["path"][-255:])) for item in manifest["wrong"]]
     duplicates = [
         pair_rank.get(frozenset((ids.get(item["original"][-255:]), ids.get(item["copy"][-255:]))))
         for item in manifest["duplicates"]
     ]
-    return wrong, duplicates, len(outliers), len(pairs)
+    return wrong, duplicates, len(outliers), len(clusters)
 
 
 def composition(outliers, pairs, manifest, ids):
@@ -201,7 +207,9 @@ def main():
     resized = [
         r for r, item in zip(duplicates, manifest["duplicates"], strict=True) if item["kind"] == "resized"
     ]
-    print(f"catalog: {CatalogImage.objects.count()} images; suspects: {n_outliers} outliers, {n_pairs} pairs")
+    print(
+        f"catalog: {CatalogImage.objects.count()} images; suspects: {n_outliers} outliers, {n_pairs} duplicate clusters"
+    )
     print(recall_line("wrong class (outliers)", wrong, n_outliers))
     print(recall_line("duplicates, all", duplicates, n_pairs))
     print(recall_line("  same pixels", exact, n_pairs))

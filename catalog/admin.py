@@ -21,30 +21,43 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from . import curation, tasks
-from .models import CatalogImage, Suspect, WikidataClass, stale_q
+from . import classgrid, curation, tasks
+from .models import CatalogImage, Suspect, SuspectSearch, WikidataClass, stale_q
 from .weburl import WebURLValidator
 
 THUMB_WIDTH = 96
+LIST_THUMB_WIDTH = 64  # the image list's fixed thumbnail box: its rows fit a 1280 px screen
 EXCLUDED = CatalogImage.Status.EXCLUDED
+
+# Every admin page, the login included, reads these through admin.site.each_context.
+admin.site.site_header = "revimg curation"
+admin.site.site_title = "revimg curation"
+admin.site.index_title = "Curate the catalog"
+# The sidebar of every model took a quarter of a 1280 px screen from the lists; the breadcrumbs and the
+# index page lead to the same places.
+admin.site.enable_nav_sidebar = False
 
 
 def thumbnail_tag(image, width=THUMB_WIDTH):
     if image is None or not image.thumbnail:
         return "—"
+    return thumbnail_url_tag(image.thumbnail.url, width)
+
+
+def thumbnail_url_tag(url, width=THUMB_WIDTH):
     # A box, not a width: tall pictures must not stretch the rows.
     return format_html(
         '<img src="{}" alt="" loading="lazy" style="max-width:{}px;max-height:{}px;border-radius:3px">',
-        image.thumbnail.url,
+        url,
         width,
         width,
     )
 
 
 def open_suspect_score():
-    """The highest open suspect score of the outer image, as it is either side of a suspect."""
-    either_side = Q(image=OuterRef("pk")) | Q(other=OuterRef("pk"))
-    return Subquery(Suspect.objects.open().filter(either_side).order_by("-score").values("score")[:1])
+    """The highest open suspect score of the outer image, whichever suspect it is part of."""
+    suspects = Suspect.objects.open().involving(OuterRef("pk"))
+    return Subquery(suspects.order_by("-score").values("score")[:1])
 
 
 class WebURLWidget(AdminURLFieldWidget):
@@ -57,6 +70,11 @@ class WebURLWidget(AdminURLFieldWidget):
 
 # A source address typed without a scheme is read as https (Django 6's default, taken now).
 URL_FORM_FIELD = {"assume_scheme": "https", "widget": WebURLWidget}
+
+
+def truncated(text):
+    """Text cut short on one line by the stylesheet, whole in its tooltip."""
+    return format_html('<span class="truncated" title="{}">{}</span>', text, text)
 
 
 # -- filters --------------------------------------------------------------------------------------------------
@@ -102,8 +120,8 @@ class SuspiciousFilter(admin.SimpleListFilter):
         suspects = Suspect.objects.open()
         if value in Suspect.Kind.values:
             suspects = suspects.filter(kind=value)
-        either_side = Q(pk__in=suspects.values("image")) | Q(pk__in=suspects.values("other"))
-        return queryset.exclude(either_side) if value == "none" else queryset.filter(either_side)
+        involved = Q(pk__in=suspects.values("members"))
+        return queryset.exclude(involved) if value == "none" else queryset.filter(involved)
 
 
 class LicenseFilter(admin.SimpleListFilter):
@@ -150,15 +168,18 @@ class CatalogImageInline(admin.TabularInline):
 
 @admin.register(WikidataClass)
 class WikidataClassAdmin(admin.ModelAdmin):
-    list_display = ("main_thumbnail", "label", "qid", "image_count", "excluded_count", "instance_count")
-    list_display_links = ("main_thumbnail", "label")
+    # What every class has (a picture, a count, where it comes from): classes imported from a folder have no
+    # QID, description or main image, and columns of those alone read as rows of dashes.
+    list_display = ("list_thumbnail", "name", "source", "pictures", "excluded_count")
+    list_display_links = ("list_thumbnail", "name")
     search_fields = ("label", "=qid", "enwiki_title")
     ordering = ("label",)
     list_per_page = 50
     raw_id_fields = ("main_image",)
-    readonly_fields = ("main_thumbnail", "created_at", "updated_at")
+    readonly_fields = ("main_thumbnail", "picture_grid_link", "created_at", "updated_at")
     fields = (
         ("label", "qid"),
+        "picture_grid_link",
         "description",
         "enwiki_title",
         "instance_count",
@@ -168,6 +189,9 @@ class WikidataClassAdmin(admin.ModelAdmin):
     inlines = [CatalogImageInline]
 
     def get_queryset(self, request):
+        first_searchable = (
+            CatalogImage.objects.searchable().filter(wikidata_class=OuterRef("pk")).order_by("id")
+        )
         return (
             super()
             .get_queryset(request)
@@ -176,20 +200,69 @@ class WikidataClassAdmin(admin.ModelAdmin):
             .annotate(
                 n_images=Count("images", distinct=True),
                 n_excluded=Count("images", filter=Q(images__status=EXCLUDED), distinct=True),
+                first_thumbnail=Subquery(first_searchable.values("thumbnail")[:1]),
             )
         )
+
+    def get_urls(self):
+        grid = self.admin_site.admin_view(self.picture_grid_view)
+        return [
+            path("<int:pk>/pictures/", grid, name="catalog_wikidataclass_pictures"),
+            *super().get_urls(),
+        ]
+
+    def picture_grid_view(self, request, pk):
+        wikidata_class = get_object_or_404(WikidataClass, pk=pk)
+        return classgrid.picture_grid(request, wikidata_class, self.admin_site.each_context(request))
+
+    @admin.display(description="Picture")
+    def list_thumbnail(self, obj):
+        """The main image, else the class's first searchable picture: what the class looks like."""
+        if obj.main_image and obj.main_image.thumbnail:
+            return thumbnail_tag(obj.main_image, LIST_THUMB_WIDTH)
+        if obj.first_thumbnail:
+            return thumbnail_url_tag(
+                CatalogImage.thumbnail.field.storage.url(obj.first_thumbnail), LIST_THUMB_WIDTH
+            )
+        return "no picture"
 
     @admin.display(description="Main image (preview)")
     def main_thumbnail(self, obj):
         return thumbnail_tag(obj.main_image, 72)
 
-    @admin.display(description="Images", ordering="n_images")
-    def image_count(self, obj):
-        return obj.n_images
+    @admin.display(description="From", ordering="qid")
+    def source(self, obj):
+        if obj.qid:
+            return format_html('<a href="{}">{}</a>', obj.wikidata_url, obj.qid)
+        return "local"
+
+    @admin.display(description="Pictures", ordering="n_images")
+    def pictures(self, obj):
+        url = reverse("admin:catalog_wikidataclass_pictures", args=[obj.pk])
+        return format_html('<a href="{}" title="All its pictures as a grid">{}</a>', url, obj.n_images)
+
+    @admin.display(description="Pictures")
+    def picture_grid_link(self, obj):
+        if obj.pk is None:
+            return "none yet"
+        url = reverse("admin:catalog_wikidataclass_pictures", args=[obj.pk])
+        return format_html('<a href="{}">All {} pictures as a grid</a>', url, obj.images.count())
 
     @admin.display(description="Excluded", ordering="n_excluded")
     def excluded_count(self, obj):
         return obj.n_excluded
+
+    @admin.display(description="Class", ordering="label")
+    def name(self, obj):
+        """The label, with the description under it when the class has one (crawled ones do)."""
+        if not obj.description:
+            return obj.label
+        return format_html(
+            '{}<br><small class="truncated" title="{}">{}</small>',
+            obj.label,
+            obj.description,
+            obj.description,
+        )
 
 
 # -- images -----------------------------------------------------------------------------------------------------
@@ -205,18 +278,9 @@ class ExcludeForm(forms.Form):
 
 @admin.register(CatalogImage)
 class CatalogImageAdmin(admin.ModelAdmin):
-    list_display = (
-        "preview",
-        "id",
-        "wikidata_class",
-        "status",
-        "origin",
-        "license",
-        "has_vector",
-        "stale_vector",
-        "suspicion",
-        "created_at",
-    )
+    # Few, narrow columns so the list fits a 1280 px screen beside its filters (origin and dates are on
+    # each image's page and in the filters); long texts are cut short (catalog/static/catalog/admin.css).
+    list_display = ("preview", "id", "class_label", "status", "vector_state", "licence", "suspicion")
     list_display_links = ("preview", "id")
     list_select_related = ("wikidata_class",)
     list_filter = (
@@ -305,7 +369,15 @@ class CatalogImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Image")
     def preview(self, image):
-        return thumbnail_tag(image)
+        return thumbnail_tag(image, LIST_THUMB_WIDTH)
+
+    @admin.display(description="Class", ordering="wikidata_class__label")
+    def class_label(self, image):
+        return truncated(image.wikidata_class.label)
+
+    @admin.display(description="Licence", ordering="license")
+    def licence(self, image):
+        return truncated(image.license) if image.license else ""
 
     @admin.display(description="Image")
     def large_preview(self, image):
@@ -315,17 +387,15 @@ class CatalogImageAdmin(admin.ModelAdmin):
             '<a href="{}" target="_blank" rel="noopener">{}</a>', image.file.url, thumbnail_tag(image, 320)
         )
 
-    @admin.display(description="Embedded", boolean=True, ordering="embedded")
-    def has_vector(self, image):
-        return image.embedded
-
     @admin.display(description="Vector", ordering="stale")
-    def stale_vector(self, image):
-        return "stale" if image.stale else ""
+    def vector_state(self, image):
+        if not image.embedded:
+            return "none"
+        return "stale" if image.stale else "current"
 
-    @admin.display(description="Suspect score", ordering=F("suspect_score").desc(nulls_last=True))
+    @admin.display(description="Suspicion", ordering=F("suspect_score").desc(nulls_last=True))
     def suspicion(self, image):
-        return "—" if image.suspect_score is None else f"{image.suspect_score:.2f}"
+        return "" if image.suspect_score is None else f"{image.suspect_score:.2f}"
 
     @admin.display(description="Embedding")
     def vector_summary(self, image):
@@ -338,7 +408,7 @@ class CatalogImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Open suspicions")
     def open_suspicions(self, image):
-        rows = Suspect.objects.open().filter(Q(image=image) | Q(other=image))
+        rows = Suspect.objects.open().involving(image)
         if not rows:
             return "none"
         return format_html_join(
@@ -453,7 +523,7 @@ class OpenFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return (("open", "Open"), ("dismissed", "Dismissed"), ("resolved", "Resolved (image excluded)"))
+        return (("open", "Open"), ("dismissed", "Dismissed"), ("resolved", "Resolved (pictures excluded)"))
 
     def queryset(self, request, queryset):
         value = self.value() or "open"
@@ -461,7 +531,7 @@ class OpenFilter(admin.SimpleListFilter):
             return queryset.filter(pk__in=Suspect.objects.open().values("pk"))
         if value == "dismissed":
             return queryset.filter(dismissed_at__isnull=False)
-        return queryset.filter(Q(image__status=EXCLUDED) | Q(other__status=EXCLUDED))
+        return queryset.filter(dismissed_at__isnull=True).exclude(pk__in=Suspect.objects.open().values("pk"))
 
     def choices(self, changelist):
         # "Open" is the default, so the list shows work to do; there is no "All".
@@ -475,17 +545,23 @@ class OpenFilter(admin.SimpleListFilter):
 
 @admin.register(Suspect)
 class SuspectAdmin(admin.ModelAdmin):
-    list_display = ("score_display", "kind", "pictures", "reason", "resolve")
+    list_display = ("score_display", "kind", "pictures", "why", "resolve")
     list_display_links = None
     list_filter = ("kind", OpenFilter)
-    list_select_related = ("image__wikidata_class", "other__wikidata_class", "suggested_class")
-    search_fields = ("image__wikidata_class__label", "=image__wikidata_class__qid", "=image__id")
+    list_select_related = ("image__wikidata_class", "suggested_class")
+    search_fields = ("image__wikidata_class__label", "=image__wikidata_class__qid", "=members__id")
     ordering = ("-score", "id")
     list_per_page = 30
     actions = ["dismiss"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("image__embedding", "other__embedding")
+        members = CatalogImage.objects.defer("embedding").select_related("wikidata_class").order_by("id")
+        return (
+            super()
+            .get_queryset(request)
+            .defer("image__embedding")
+            .prefetch_related(models.Prefetch("members", queryset=members))
+        )
 
     def has_add_permission(self, request):
         return False  # suspects are computed (manage.py find_suspects), not typed in
@@ -494,8 +570,12 @@ class SuspectAdmin(admin.ModelAdmin):
         return False  # resolved with the buttons, which change the images, not the suspect
 
     def changelist_view(self, request, extra_context=None):
-        title = "Suspects, most suspicious first: keep, exclude or dismiss"
-        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+        context = {
+            "title": "Suspects, most suspicious first: keep, exclude or dismiss",
+            "last_search": SuspectSearch.objects.first(),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
 
     def get_urls(self):
         resolve = self.admin_site.admin_view(self.resolve_view)
@@ -512,39 +592,28 @@ class SuspectAdmin(admin.ModelAdmin):
 
     @admin.display(description="Pictures (side by side)")
     def pictures(self, suspect):
-        sides = [suspect.image] + ([suspect.other] if suspect.other_id else [])
+        # The buttons submit the changelist's own form (it carries the CSRF token) to the resolve URL.
+        url = reverse("admin:catalog_suspect_resolve", args=[suspect.pk])
+        members = suspect.members.all()
+        # Keeping one is a choice while two copies or more are still in search (not on a resolved cluster).
+        live = sum(1 for image in members if image.status != EXCLUDED)
+        keep = suspect.kind == Suspect.Kind.DUPLICATE and live > 1
         return format_html(
-            '<div style="display:flex;gap:12px">{}</div>',
-            format_html_join(
-                "",
-                '<figure style="margin:0"><a href="{}">{}</a><figcaption>#{} {}<br>{}×{} · {}</figcaption></figure>',
-                (
-                    (
-                        reverse("admin:catalog_catalogimage_change", args=[image.pk]),
-                        thumbnail_tag(image, 160),
-                        image.pk,
-                        image.wikidata_class.label,
-                        image.width,
-                        image.height,
-                        image.get_status_display(),
-                    )
-                    for image in sides
-                ),
-            ),
+            '<div class="suspect-pictures">{}</div>',
+            format_html_join("", "{}", ((suspect_figure(image, keep and url),) for image in members)),
         )
+
+    @admin.display(description="Why")
+    def why(self, suspect):
+        return format_html('{}<div class="suspect-detail">{}</div>', suspect.reason, suspect.detail)
 
     @admin.display(description="Resolve")
     def resolve(self, suspect):
-        # The buttons submit the changelist's own form (it carries the CSRF token) to the resolve URL.
         url = reverse("admin:catalog_suspect_resolve", args=[suspect.pk])
         if suspect.kind == Suspect.Kind.DUPLICATE:
-            choices = [
-                ("exclude-other", f"Keep #{suspect.image_id}, exclude #{suspect.other_id}"),
-                ("exclude-image", f"Keep #{suspect.other_id}, exclude #{suspect.image_id}"),
-                ("dismiss", "Not a duplicate"),
-            ]
+            choices = [("dismiss", "Not copies: keep them all")]
         else:
-            choices = [("exclude-image", f"Exclude #{suspect.image_id}"), ("dismiss", "It belongs here")]
+            choices = [("exclude", f"Exclude #{suspect.image_id}"), ("dismiss", "It belongs here")]
             if suspect.suggested_class_id:
                 choices.insert(0, ("move", f"Move to {suspect.suggested_class.label}"))
         return format_html_join(
@@ -561,9 +630,7 @@ class SuspectAdmin(admin.ModelAdmin):
         if not allowed(request):
             raise PermissionDenied
         suspect = get_object_or_404(
-            Suspect.objects.select_related("image", "other", "suggested_class").defer(
-                "image__embedding", "other__embedding"
-            ),
+            Suspect.objects.select_related("image", "suggested_class").defer("image__embedding"),
             pk=pk,
         )
         self.message_user(request, curation.resolve_suspect(suspect, decision, request.user))
@@ -592,6 +659,31 @@ class SuspectAdmin(admin.ModelAdmin):
     def dismiss(self, request, queryset):
         count = queryset.filter(dismissed_at__isnull=True).update(dismissed_at=timezone.now())
         self.message_user(request, f"Dismissed {count} suspect(s).")
+
+
+def suspect_figure(image, keep_url=None):
+    """One picture of a suspect with what a curator needs to judge it; with keep_url, its "Keep this one"."""
+    keep = ""
+    if keep_url and image.status != EXCLUDED:
+        keep = format_html(
+            '<button type="submit" class="button" formaction="{}" name="resolve" value="keep-{}">'
+            'Keep this one<span class="visually-hidden"> (#{})</span></button>',
+            keep_url,
+            image.pk,
+            image.pk,
+        )
+    return format_html(
+        '<figure class="{}"><a href="{}">{}</a><figcaption>#{} {}<br>{}×{} · {}</figcaption>{}</figure>',
+        "excluded" if image.status == EXCLUDED else "",
+        reverse("admin:catalog_catalogimage_change", args=[image.pk]),
+        thumbnail_tag(image, 160),
+        image.pk,
+        image.wikidata_class.label,
+        image.width,
+        image.height,
+        image.get_status_display(),
+        keep,
+    )
 
 
 def _may_change_images(request):

@@ -92,25 +92,34 @@ def move(ids, wikidata_class, user=None):
 
 
 def resolve_suspect(suspect, decision, user):
-    """Carry out a curator's one-click decision on a suspect; returns the message to show."""
+    """Carry out a curator's one-click decision on a suspect; returns the message to show.
+
+    Decisions: "dismiss"; for an outlier "move" (to its suggested class) or "exclude"; for a cluster of
+    copies "keep-<id>", which excludes every other copy.
+    """
     if decision == "dismiss":
         Suspect.objects.filter(pk=suspect.pk).update(dismissed_at=timezone.now())
         record(user, [suspect.image], f"Suspicion dismissed: {suspect.get_kind_display().lower()}")
         return f"Dismissed: {suspect}."
-    if decision == "move" and suspect.suggested_class_id:
+    if suspect.kind == Suspect.Kind.DUPLICATE and decision.startswith("keep-"):
+        return keep_one_copy(suspect, decision.removeprefix("keep-"), user)
+    if suspect.kind == Suspect.Kind.OUTLIER and decision == "move" and suspect.suggested_class_id:
         move([suspect.image_id], suspect.suggested_class, user)
         Suspect.objects.filter(pk=suspect.pk).delete()  # settled; the next run judges it in its new class
         return f"Moved #{suspect.image_id} to {suspect.suggested_class.label}."
-    if decision not in ("exclude-image", "exclude-other") or (
-        decision == "exclude-other" and not suspect.other_id
-    ):
-        return "Nothing done: unknown choice."
-    target, kept = (
-        (suspect.image, suspect.other) if decision == "exclude-image" else (suspect.other, suspect.image)
-    )
-    if suspect.kind == Suspect.Kind.DUPLICATE:
-        reason = f"duplicate of #{kept.pk} ({suspect.reason})"
-    else:
+    if suspect.kind == Suspect.Kind.OUTLIER and decision == "exclude":
         reason = f"outlier in its class ({suspect.reason})"
-    exclude([target.pk], reason, user)
-    return f"Excluded #{target.pk}: {reason}."
+        exclude([suspect.image_id], reason, user)
+        return f"Excluded #{suspect.image_id}: {reason}."
+    return "Nothing done: unknown choice."
+
+
+def keep_one_copy(suspect, kept, user):
+    """Keep one picture of a cluster of copies (kept: its id, as typed in the request) and exclude the rest."""
+    members = set(suspect.members.values_list("pk", flat=True))
+    if not kept.isdigit() or int(kept) not in members:
+        return f"Nothing done: #{kept} is not one of the copies."
+    kept = int(kept)
+    others = sorted(members - {kept})
+    exclude(others, f"the same picture as #{kept}, which was kept", user)
+    return f"Kept #{kept}; excluded {', '.join(f'#{pk}' for pk in others)}."

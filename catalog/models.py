@@ -384,32 +384,40 @@ class CatalogImage(models.Model):
 
 class SuspectQuerySet(models.QuerySet):
     def open(self):
-        """Suspects still waiting for a curator: not dismissed, and none of their images excluded yet."""
-        excluded = CatalogImage.Status.EXCLUDED
-        return (
-            self.filter(dismissed_at__isnull=True)
-            .exclude(image__status=excluded)
-            .exclude(other__status=excluded)
-        )
+        """Suspects still waiting for a curator: not dismissed, with their picture still searchable (an
+        outlier) or at least two of their copies still searchable (a duplicate cluster: keeping one closes it).
+        """
+        live = Suspect.members.through.objects.exclude(catalogimage__status=CatalogImage.Status.EXCLUDED)
+        live_counts = live.values("suspect").annotate(n=Count("*")).order_by()
+        outliers = Q(kind=Suspect.Kind.OUTLIER, pk__in=live_counts.values("suspect"))
+        clusters = Q(kind=Suspect.Kind.DUPLICATE, pk__in=live_counts.filter(n__gte=2).values("suspect"))
+        return self.filter(dismissed_at__isnull=True).filter(outliers | clusters)
+
+    def involving(self, image):
+        """Suspects about image (an id, an image or an OuterRef), whichever kind."""
+        return self.filter(members=image)
 
 
 class Suspect(models.Model):
-    """An image the suspect finder (catalog.suspects) thinks a curator should look at, with a score."""
+    """Pictures the suspect finder (catalog.suspects) thinks a curator should look at, with a score: one
+    picture out of place (an outlier), or a cluster of copies of one picture (a duplicate)."""
 
     class Kind(models.TextChoices):
         OUTLIER = "outlier", "Outlier"
         DUPLICATE = "duplicate", "Duplicate"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
+    # The outlier; for a duplicate cluster its lowest id, which keys it (clusters never overlap).
     image = models.ForeignKey(CatalogImage, on_delete=models.CASCADE, related_name="suspicions")
-    # For a duplicate: the other copy (image has the lower id). Empty for an outlier.
-    other = models.ForeignKey(CatalogImage, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # Every picture the suspect is about, image included: one for an outlier, the copies of a cluster.
+    members = models.ManyToManyField(CatalogImage, related_name="+")
     # For an outlier whose nearest neighbours are mostly of one other class: where it may belong.
     suggested_class = models.ForeignKey(
         WikidataClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     score = models.FloatField(help_text="Higher is more suspicious; comparable within a kind")
-    reason = models.TextField(blank=True)
+    reason = models.TextField(blank=True, help_text="Why, in plain words")
+    detail = models.TextField(blank=True, help_text="The measures behind the reason, for the curious")
     computed_at = models.DateTimeField(auto_now=True)
     # A curator said "this is fine": kept across re-computations so it is not raised again.
     dismissed_at = models.DateTimeField(null=True, blank=True)
@@ -423,16 +431,25 @@ class Suspect(models.Model):
             models.Index(fields=["kind", "-score"], name="suspect_kind_score"),
         ]
         constraints = [
-            models.UniqueConstraint(
-                fields=["kind", "image"], condition=Q(other__isnull=True), name="suspect_one_outlier"
-            ),
-            models.UniqueConstraint(fields=["kind", "image", "other"], name="suspect_one_pair"),
+            models.UniqueConstraint(fields=["kind", "image"], name="suspect_one_per_image"),
         ]
 
     def __str__(self):
-        if self.other_id:
-            return f"{self.get_kind_display()} #{self.image_id} / #{self.other_id}"
         return f"{self.get_kind_display()} #{self.image_id}"
+
+
+class SuspectSearch(models.Model):
+    """One run of the suspect finder, so the admin can say when the list was last made."""
+
+    finished_at = models.DateTimeField(auto_now_add=True)
+    summary = models.TextField()
+
+    class Meta:
+        ordering = ["-finished_at"]
+        get_latest_by = "finished_at"
+
+    def __str__(self):
+        return f"suspect search {self.finished_at:%Y-%m-%d %H:%M}"
 
 
 class ClassStatistics(models.Model):

@@ -6,8 +6,9 @@ Two kinds, both computed over searchable images (excluded ones are already dealt
   z-score within the class: median and MAD, so one bad image does not hide another), or whose nearest
   neighbours in the whole catalog belong to other classes (the wrong article's picture looks like the
   class it really shows);
-- duplicates: two rows holding the same picture, re-encoded or resized, within or across classes: close
-  embeddings (found through the HNSW index) or equal/close perceptual hashes.
+- duplicates: rows holding the same picture, re-encoded or resized, within or across classes: pairs with
+  close embeddings (found through the HNSW index) or equal/close perceptual hashes, joined into clusters
+  (the connected pairs: four copies of one picture are one cluster of four, not six pairs; catalog.duplicates).
 
 The result is stored as Suspect rows so the admin sorts and filters without recomputing; a curator's
 "this is fine" (Suspect.dismissed_at) survives a re-run.
@@ -21,10 +22,20 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import Count
 
+from .duplicates import DuplicatePairs, clusters_of
 from .embedding import EMBEDDING_DIM
 from .imagefile import ImageError, open_image
-from .models import CatalogImage, Suspect, VectorBytes, WikidataClass, hnsw_scan, searchable_q, searchable_sql
-from .phash import hamming, phash_hex
+from .models import (
+    CatalogImage,
+    Suspect,
+    SuspectSearch,
+    VectorBytes,
+    WikidataClass,
+    hnsw_scan,
+    searchable_q,
+    searchable_sql,
+)
+from .phash import phash_hex
 from .progress import no_progress
 
 log = logging.getLogger(__name__)
@@ -35,18 +46,6 @@ MIN_CLASS_SIZE = 5  # below this a class has no "rest" to be far from
 # into [0, 1) (z / (z + Z_HALF): Z_HALF counts one half), so the far-out keep their order instead of tying.
 Z_HALF = 3.0
 OUTLIER_MIN_SCORE = 0.25
-# Duplicates: a pair is kept when its vectors are this close (cosine) or its 64-bit perceptual hashes differ
-# in at most this many bits. The hash is the stronger witness of "the same picture": a copy scaled down
-# to 60 % keeps its hash (0-2 bits) while its vector may move by 0.1-0.2, as much as a similar photo's.
-DUPLICATE_MAX_DISTANCE = 0.10
-DUPLICATE_MAX_BITS = 10
-# Scoring: closeness falls linearly to 0 at these, and the hash weighs HASH_WEIGHT of the score.
-SCORE_DISTANCE = 0.25
-SCORE_BITS = 16
-HASH_WEIGHT = 0.6
-# Images sharing one hash are paired only in groups up to this size: a bigger group is a degenerate hash
-# (blank or uniform pictures), not one picture stored many times.
-MAX_HASH_GROUP = 20
 
 
 # -- perceptual hashes ---------------------------------------------------------------------------------
@@ -131,6 +130,7 @@ def neighbours(k=NEIGHBOURS, chunk=500):
 @dataclass
 class OutlierScore:
     image_id: int
+    class_id: int
     z: float = 0.0
     foreign: int = 0  # neighbours in another class
     voted: int = 0  # neighbours seen
@@ -186,7 +186,7 @@ class OutlierScores:
         )
         for class_id in self.class_sizes:
             for image_id, z in centroid_zscores(class_id).items():
-                self.scores[image_id] = OutlierScore(image_id, z=z, foreign_classes=Counter())
+                self.scores[image_id] = OutlierScore(image_id, class_id, z=z, foreign_classes=Counter())
 
     def add(self, row):
         """Count one Neighbour row; an image's rows come nearest first."""
@@ -202,7 +202,25 @@ class OutlierScores:
             entry.foreign_classes[row.other_class_id] += 1
 
 
-def outlier_reason(entry, labels):
+# A z-score past this is "far from the other pictures" in words (about 1 picture in 700 of a normal class).
+FAR_Z = 3.0
+
+
+def outlier_reason(entry, labels, class_id):
+    """Why an image is an outlier, in words a curator reads at a glance: the strongest sign alone (the
+    detail line has every measure)."""
+    own = labels.get(class_id, class_id)
+    if entry.suggested_class:
+        return f"looks more like {labels.get(entry.suggested_class)} than like its own class ({own})"
+    if entry.voted and entry.foreign * 2 > entry.voted:
+        return f"its closest pictures are mostly of other classes than {own}"
+    if entry.z >= FAR_Z:
+        return f"far from the other pictures of {own}"
+    return f"a little unlike the other pictures of {own}"
+
+
+def outlier_detail(entry, labels):
+    """The measures behind outlier_reason."""
     parts = [f"distance to class centre: robust z {entry.z:.1f}"]
     if entry.foreign:
         top_class, _ = entry.foreign_classes.most_common(1)[0]
@@ -211,103 +229,6 @@ def outlier_reason(entry, labels):
             f"(mostly {labels.get(top_class, top_class)!r})"
         )
     return "; ".join(parts)
-
-
-# -- duplicates ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DuplicatePair:
-    image_id: int  # the lower id
-    other_id: int
-    distance: float | None = None
-    bits: int | None = None
-
-    @property
-    def score(self):
-        """1 for the same pixels, falling as the hashes and the vectors drift apart (each in [0, 1])."""
-        near_vector = None if self.distance is None else max(0.0, 1.0 - self.distance / SCORE_DISTANCE)
-        near_hash = None if self.bits is None else max(0.0, 1.0 - self.bits / SCORE_BITS)
-        if near_hash is None or near_vector is None:
-            return near_vector if near_hash is None else near_hash
-        return HASH_WEIGHT * near_hash + (1.0 - HASH_WEIGHT) * near_vector
-
-    @property
-    def reason(self):
-        parts = []
-        if self.bits is not None:
-            parts.append(
-                "same perceptual hash" if self.bits == 0 else f"perceptual hashes {self.bits} bits apart"
-            )
-        if self.distance is not None:
-            parts.append(f"embedding distance {self.distance:.3f}")
-        return "; ".join(parts)
-
-
-def _is_duplicate(pair):
-    return (pair.distance is not None and pair.distance <= DUPLICATE_MAX_DISTANCE) or (
-        pair.bits is not None and pair.bits <= DUPLICATE_MAX_BITS
-    )
-
-
-class DuplicatePairs:
-    """Duplicate pairs among the kNN rows (add, one at a time: a pair is judged as it comes and only
-    duplicates are kept) and the groups of equal perceptual hashes (pairs), either signal enough."""
-
-    def __init__(self):
-        self.hashes = dict(CatalogImage.objects.searchable().exclude(phash="").values_list("id", "phash"))
-        self.found = {}
-
-    def _bits(self, key):
-        if key[0] in self.hashes and key[1] in self.hashes:
-            return hamming(self.hashes[key[0]], self.hashes[key[1]])
-        return None
-
-    def add(self, row):
-        """Judge one Neighbour row's pair: its distance, and its hashes' bits."""
-        key = (min(row.image_id, row.other_id), max(row.image_id, row.other_id))
-        pair = DuplicatePair(*key, distance=float(row.distance), bits=self._bits(key))
-        if _is_duplicate(pair):
-            self.found[key] = pair
-
-    def pairs(self):
-        """Every duplicate pair: the kNN ones, and equal hashes completed with their vectors' distance."""
-        hashed = {}
-        for ids in _equal_phash_groups():
-            if len(ids) > MAX_HASH_GROUP:
-                continue
-            for i, a in enumerate(ids):
-                for b in ids[i + 1 :]:
-                    if (a, b) not in self.found:
-                        hashed[(a, b)] = DuplicatePair(a, b, bits=self._bits((a, b)))
-        for key, distance in _pair_distances(list(hashed)).items():
-            hashed[key].distance = distance
-        self.found.update((key, pair) for key, pair in hashed.items() if _is_duplicate(pair))
-        return list(self.found.values())
-
-
-def _equal_phash_groups():
-    searchable = CatalogImage.objects.searchable().exclude(phash="")
-    repeated = (
-        searchable.values("phash").annotate(n=Count("id")).filter(n__gt=1).values_list("phash", flat=True)
-    )
-    groups = defaultdict(list)
-    for image_id, value in searchable.filter(phash__in=repeated).order_by("id").values_list("id", "phash"):
-        groups[value].append(image_id)
-    return groups.values()
-
-
-def _pair_distances(keys):
-    if not keys:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT a.id, b.id, a.embedding <=> b.embedding FROM catalog_catalogimage a, catalog_catalogimage b,"
-            " unnest(%s::bigint[], %s::bigint[]) AS k(x, y) WHERE a.id = k.x AND b.id = k.y"
-            " AND a.embedding IS NOT NULL AND b.embedding IS NOT NULL",
-            [[k[0] for k in keys], [k[1] for k in keys]],
-        )
-        return {(a, b): float(d) for a, b, d in cursor.fetchall()}
 
 
 # -- storing -------------------------------------------------------------------------------------------------
@@ -321,7 +242,7 @@ class SuspectSummary:
 
     def __str__(self):
         return (
-            f"{self.outliers} outliers, {self.duplicates} duplicate pairs "
+            f"{self.outliers} outliers, {self.duplicates} duplicate clusters "
             f"({self.phashes} perceptual hashes computed)"
         )
 
@@ -335,31 +256,80 @@ def find_suspects(k=NEIGHBOURS):
     for row in neighbours(k):
         scores.add(row)
         duplicate_finder.add(row)
+    outliers = outlier_suspects(scores)
+    duplicates = duplicate_suspects(clusters_of(duplicate_finder.pairs()))
+    with transaction.atomic():
+        Suspect.objects.filter(dismissed_at__isnull=True).delete()
+        stored = store_suspects(outliers + duplicates)
+        summary.outliers = sum(1 for s in stored if s.kind == Suspect.Kind.OUTLIER)
+        summary.duplicates = len(stored) - summary.outliers
+        SuspectSearch.objects.create(summary=str(summary))
+    return summary
+
+
+def outlier_suspects(scores):
+    """(Suspect, its member ids) for every image scored past OUTLIER_MIN_SCORE."""
     labels = dict(WikidataClass.objects.values_list("id", "label"))
-    outliers = [
-        Suspect(
-            kind=Suspect.Kind.OUTLIER,
-            image_id=e.image_id,
-            score=e.score,
-            reason=outlier_reason(e, labels),
-            suggested_class_id=e.suggested_class,
+    return [
+        (
+            Suspect(
+                kind=Suspect.Kind.OUTLIER,
+                image_id=e.image_id,
+                score=e.score,
+                reason=outlier_reason(e, labels, e.class_id),
+                detail=outlier_detail(e, labels),
+                suggested_class_id=e.suggested_class,
+            ),
+            [e.image_id],
         )
         for e in scores.scores.values()
         if e.score >= OUTLIER_MIN_SCORE
     ]
-    duplicates = [
-        Suspect(
-            kind=Suspect.Kind.DUPLICATE,
-            image_id=p.image_id,
-            other_id=p.other_id,
-            score=p.score,
-            reason=p.reason,
+
+
+def duplicate_suspects(clusters):
+    """(Suspect, its member ids) for every cluster of copies."""
+    ids = [i for cluster in clusters for i in cluster.image_ids]
+    class_labels = dict(CatalogImage.objects.filter(pk__in=ids).values_list("id", "wikidata_class__label"))
+    return [
+        (
+            Suspect(
+                kind=Suspect.Kind.DUPLICATE,
+                image_id=cluster.image_ids[0],
+                score=cluster.score,
+                reason=cluster.reason(class_labels),
+                detail=cluster.detail,
+            ),
+            cluster.image_ids,
         )
-        for p in duplicate_finder.pairs()
+        for cluster in clusters
     ]
-    with transaction.atomic():
-        Suspect.objects.filter(dismissed_at__isnull=True).delete()
-        # A dismissed suspect holds its (kind, image, other) key, so the conflict skips it.
-        Suspect.objects.bulk_create(outliers + duplicates, ignore_conflicts=True, batch_size=1000)
-    summary.outliers, summary.duplicates = len(outliers), len(duplicates)
-    return summary
+
+
+def store_suspects(found):
+    """Store (Suspect, member ids) pairs but those a curator dismissed already; returns the stored ones.
+
+    A dismissed suspect covers the same outlier, or a cluster within its members ("these are not copies").
+    A cluster that grew past a dismissed one (a new copy arrived) is asked again, and replaces it.
+    """
+    dismissed = defaultdict(list)
+    for suspect in Suspect.objects.filter(dismissed_at__isnull=False).prefetch_related("members"):
+        dismissed[suspect.kind].append((suspect.pk, {m.pk for m in suspect.members.all()}))
+    fresh, replaced = [], set()
+    for suspect, members in found:
+        overlapping = [(pk, old) for pk, old in dismissed[suspect.kind] if old & set(members)]
+        if any(set(members) <= old for _, old in overlapping):
+            continue
+        replaced.update(pk for pk, _ in overlapping)
+        fresh.append((suspect, members))
+    Suspect.objects.filter(pk__in=replaced).delete()
+    stored = Suspect.objects.bulk_create([suspect for suspect, _ in fresh], batch_size=1000)
+    Suspect.members.through.objects.bulk_create(
+        [
+            Suspect.members.through(suspect_id=suspect.pk, catalogimage_id=image_id)
+            for suspect, members in zip(stored, (m for _, m in fresh), strict=True)
+            for image_id in members
+        ],
+        batch_size=5000,
+    )
+    return stored

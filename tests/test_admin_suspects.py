@@ -51,11 +51,10 @@ def test_duplicates_are_listed_side_by_side_with_buttons_to_resolve(admin_client
     response = admin_client.get(SUSPECTS, {"kind__exact": "duplicate"})
 
     top = response.context["cl"].result_list[0]
-    assert {top.image, top.other} == {planted["original"], planted["copy"]}
-    assert (
-        planted["original"].thumbnail.url in response.text and planted["copy"].thumbnail.url in response.text
-    )
-    assert f"Keep #{top.image_id}, exclude #{top.other_id}" in response.text
+    assert set(top.members.all()) == {planted["original"], planted["copy"]}
+    for image in (planted["original"], planted["copy"]):
+        assert image.thumbnail.url in response.text
+        assert f'name="resolve" value="keep-{image.pk}">Keep this one' in response.text
     assert reverse("admin:catalog_suspect_resolve", args=[top.pk]) in response.text
 
 
@@ -80,15 +79,15 @@ def test_suspect_list_costs_the_same_queries_for_1_row_as_for_many(admin_client,
 def test_keeping_one_copy_excludes_the_other_and_closes_the_pair(admin_client, planted):
     suspect = Suspect.objects.get(kind=Suspect.Kind.DUPLICATE, image=planted["original"])
 
-    response = resolve(admin_client, suspect, "exclude-other")
+    response = resolve(admin_client, suspect, f"keep-{planted['original'].pk}")
 
     assert response.status_code == 302 and response.url.endswith("?kind__exact=duplicate")
     copy = CatalogImage.objects.get(pk=planted["copy"].pk)
     assert copy.status == CatalogImage.Status.EXCLUDED
-    assert copy.status_reason.startswith(f"duplicate of #{planted['original'].pk}")
+    assert copy.status_reason == f"the same picture as #{planted['original'].pk}, which was kept"
     assert CatalogImage.objects.get(pk=planted["original"].pk).status == CatalogImage.Status.ACTIVE
     assert not Suspect.objects.open().filter(pk=suspect.pk).exists()
-    assert any(f"Excluded #{copy.pk}" in str(m) for m in get_messages(response.wsgi_request))
+    assert any(f"excluded #{copy.pk}" in str(m) for m in get_messages(response.wsgi_request))
 
 
 def test_dismissing_a_suspect_keeps_both_images_and_hides_it(admin_client, planted):
@@ -156,7 +155,7 @@ def test_dismissing_takes_the_permission_to_change_suspects_not_only_to_view_the
 def test_a_suspect_is_resolved_by_curation_without_the_admin(planted):
     suspect = Suspect.objects.get(kind=Suspect.Kind.OUTLIER, image=planted["stray"])
 
-    message = curation.resolve_suspect(suspect, "exclude-image", None)
+    message = curation.resolve_suspect(suspect, "exclude", None)
 
     assert message.startswith(f"Excluded #{suspect.image_id}")
     assert CatalogImage.objects.get(pk=planted["stray"].pk).status == CatalogImage.Status.EXCLUDED

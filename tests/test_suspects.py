@@ -41,10 +41,10 @@ def test_an_image_that_looks_like_another_class_is_the_top_outlier(catalog):
 
     top = open_suspects(Suspect.Kind.OUTLIER)[0]
     assert top.image == stray
-    assert "class 1" in top.reason  # names the class its neighbours are in
+    assert top.reason == "looks more like class 1 than like its own class (class 0)"
 
 
-def test_the_same_picture_stored_twice_is_the_top_duplicate_pair_even_across_classes(catalog):
+def test_the_same_picture_stored_twice_is_the_top_duplicate_even_across_classes(catalog):
     first, second = list(catalog)[:2]
     data = picture_bytes(600)
     original = make_image(first, 600, data=data)
@@ -55,11 +55,12 @@ def test_the_same_picture_stored_twice_is_the_top_duplicate_pair_even_across_cla
     find_suspects()
 
     top = open_suspects(Suspect.Kind.DUPLICATE)[0]
-    assert {top.image, top.other} == {original, copy}
-    assert "same perceptual hash" in top.reason
+    assert set(top.members.all()) == {original, copy}
+    assert top.reason == "the same picture stored 2 times, in class 0 and class 1"
+    assert "perceptual hashes 0 bits apart" in top.detail
 
 
-def test_equal_perceptual_hashes_make_a_pair_even_when_the_vectors_disagree(catalog):
+def test_equal_perceptual_hashes_make_duplicates_even_when_the_vectors_disagree(catalog):
     first = list(catalog)[0]
     data = picture_bytes(700)
     original = make_image(first, 700, data=data)
@@ -67,8 +68,8 @@ def test_equal_perceptual_hashes_make_a_pair_even_when_the_vectors_disagree(cata
 
     find_suspects()
 
-    pairs = [{s.image, s.other} for s in open_suspects(Suspect.Kind.DUPLICATE)]
-    assert {original, copy} in pairs
+    clusters = [set(s.members.all()) for s in open_suspects(Suspect.Kind.DUPLICATE)]
+    assert {original, copy} in clusters
 
 
 def test_a_catalog_of_distinct_pictures_has_no_duplicates(catalog):
@@ -119,7 +120,7 @@ def test_images_of_a_class_smaller_than_k_are_not_outliers_for_lacking_neighbour
     find_suspects()
 
     votes = [
-        (s.image, re.search(r"(\d+) of (\d+) nearest neighbours in other classes", s.reason))
+        (s.image, re.search(r"(\d+) of (\d+) nearest neighbours in other classes", s.detail))
         for s in open_suspects(Suspect.Kind.OUTLIER)
     ]
     counted = {image: (int(found[1]), int(found[2])) for image, found in votes if found}
@@ -136,7 +137,7 @@ def test_the_commands_report_what_they_did(catalog):
     call_command("find_suspects", stdout=out)
 
     assert "30 hashed, 0 failed" in out.getvalue()
-    assert "duplicate pairs (0 perceptual hashes computed)" in out.getvalue()
+    assert "duplicate clusters (0 perceptual hashes computed)" in out.getvalue()
 
 
 def test_the_neighbour_query_scans_the_hnsw_index_for_each_image(catalog):
