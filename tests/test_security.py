@@ -13,11 +13,13 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.http import HttpResponse
+from django.template.loader import render_to_string
 from django.test import Client
 from rest_framework.test import APIClient
 
 from revimg.security_headers import SecurityHeadersMiddleware
-from tests.catalog_factories import make_catalog
+from search.service import ClassHit, SearchResult
+from tests.catalog_factories import make_catalog, make_class
 
 HTTPS_SETTINGS = [
     "SECURE_PROXY_SSL_HEADER",
@@ -212,8 +214,28 @@ def test_a_result_page_has_no_inline_style(client, settings):
 
     page = client.get(f"/?similar={images[0].pk}").content.decode()
 
-    assert '<meter class="meter"' in page
+    assert 'id="answer"' in page and 'id="results"' in page
     assert "style=" not in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("state", ["match", "closest"])
+def test_the_confidence_bar_has_no_inline_style(state):
+    # The bar shows only on a guessed answer (a search with a picture): the verdict is drawn alone here.
+    wikidata_class = make_class("ketch")
+    result = SearchResult(
+        model="m",
+        state=state,
+        confidence=0.42,
+        took_ms=1.0,
+        classes=[ClassHit(wikidata_class, 1.0)],
+        results=[],
+    )
+
+    verdict = render_to_string("search/verdict.html", {"result": result})
+
+    assert '<meter class="meter"' in verdict
+    assert "style=" not in verdict
 
 
 def basic(username, password):
