@@ -48,12 +48,20 @@ def refused_upload(page, url, tmp_path):
     page.wait_for_selector("#error")
 
 
+def refused_choice(page, url, tmp_path):
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4\n")
+    page.goto(url)
+    page.set_input_files("#image-input", str(report))
+    page.wait_for_selector("#drop-status.is-refused")
+
+
 def not_found(page, url, tmp_path):
     response = page.goto(f"{url}/no-such-page/")
     assert response.status == 404
 
 
-PAGES = [home, results_of_a_match, no_match, refused_upload, not_found]
+PAGES = [home, results_of_a_match, no_match, refused_upload, refused_choice, not_found]
 
 
 @pytest.fixture
