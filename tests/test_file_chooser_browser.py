@@ -47,6 +47,30 @@ def test_a_chosen_file_that_is_not_a_picture_is_refused_at_once_and_never_sent(
     context.close()
 
 
+# What the drop zone said when the form was sent, kept in sessionStorage, which outlives the navigation.
+KEEP_WHAT_WAS_SAID = """() => document.getElementById("search-form").addEventListener("submit", () => {
+    sessionStorage.setItem("said", document.getElementById("drop-status").textContent);
+})"""
+
+
+def test_a_chosen_picture_is_named_with_its_size_as_it_is_searched(
+    browser, live_server, tmp_path, unlimited_searches
+):
+    make_catalog(classes=2, per_class=3)
+    coffee = tmp_path / "coffee.jpg"
+    Image.fromarray(skimage_data.coffee()).save(coffee, format="JPEG")
+    kilobytes = round(coffee.stat().st_size / 1000)
+    context, page = open_page(browser)
+    page.goto(live_server.url)
+    page.evaluate(KEEP_WHAT_WAS_SAID)
+
+    page.set_input_files("#image-input", str(coffee))
+    page.wait_for_selector("#answer")
+
+    assert page.evaluate("sessionStorage.getItem('said')") == f"coffee.jpg ({kilobytes} kB): searching…"
+    context.close()
+
+
 def test_without_javascript_the_chosen_file_is_shown_and_search_sends_it(
     browser, live_server, tmp_path, unlimited_searches
 ):
