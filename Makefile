@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1:8000
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run dev stop prepare test lint format deps browser compose-validator
+.PHONY: run dev stop prepare test lint format deps browser axe compose-validator
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ browser:
 	@command -v chromium >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+# The browser tests check every page with axe-core (tests/axe.py), from npm at the version package-lock.json pins.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+axe: node_modules/.installed
 
 # The deployment files' validators need no container engine: Debian's docker-compose (1.29) resolves
 # compose.yaml, and hadolint (requirements-dev.txt) lints the Dockerfile (tests/test_deployment_files.py).
@@ -51,7 +58,7 @@ stop: deps
 	fi
 	$(PY) manage.py embedded_postgres stop
 
-test: deps browser compose-validator
+test: deps browser axe compose-validator
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)

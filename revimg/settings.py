@@ -5,8 +5,10 @@ Bad values fail loudly at start-up (ImproperlyConfigured) rather than later.
 
 import contextlib
 import os
+import re
 import secrets
 import tempfile
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -98,6 +100,9 @@ REVIMG_MODEL_CACHE_DIR = REVIMG_DATA_DIR / "models"
 STATIC_URL = "/static/"
 STATIC_ROOT = REVIMG_DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves from the apps' folders too (WHITENOISE_USE_FINDERS below), so a STATIC_ROOT not yet made
+# by collectstatic loses nothing, and its warning about the missing folder would only alarm.
+warnings.filterwarnings("ignore", f"No directory at: {re.escape(str(STATIC_ROOT))}", UserWarning)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

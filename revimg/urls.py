@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from revimg import health
+from revimg.favicon import favicon
 from revimg.media import media
 from revimg.metrics import metrics_view
 
@@ -10,6 +11,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     # Prometheus' scrape: a 404 unless REVIMG_METRICS_ALLOWED or REVIMG_METRICS_TOKEN lets the caller in.
     path("metrics", metrics_view, name="metrics"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("", include("search.urls")),
     # Catalog images are public; Django serves them itself so the app runs with no other server

@@ -8,7 +8,8 @@ Keras layers are named after the state_dict prefixes they take their weights fro
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -195,5 +196,25 @@ def onnx_bytes(model: keras.Model, input_name: str, opset: int) -> bytes:
 
     signature = [tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32, name=input_name)]
     graph = tf.function(lambda image: tuple(model(image, training=False)), input_signature=signature)
-    proto, _ = tf2onnx.convert.from_function(graph, input_signature=signature, opset=opset)
+    with _converter_logs_quiet():
+        proto, _ = tf2onnx.convert.from_function(graph, input_signature=signature, opset=opset)
     return proto.SerializeToString()
+
+
+# tf2onnx narrates a conversion at INFO (versions, opset, constant folding, optimizer counts), and
+# TensorFlow and absl warn about their own tracing; none of it means anything to a person starting revimg.
+CONVERTER_LOGGERS = {"tf2onnx": logging.WARNING, "tensorflow": logging.ERROR, "absl": logging.ERROR}
+
+
+@contextmanager
+def _converter_logs_quiet() -> Iterator[None]:
+    """During a conversion, the converter's loggers keep only their warnings (tf2onnx) or errors."""
+    loggers = {logging.getLogger(name): level for name, level in CONVERTER_LOGGERS.items()}
+    previous = {each: each.level for each in loggers}
+    for each, level in loggers.items():
+        each.setLevel(max(level, each.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for each, level in previous.items():
+            each.setLevel(level)

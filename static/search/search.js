@@ -9,6 +9,28 @@
   var urlInput = document.getElementById("url-input");
   var button = document.getElementById("search-button");
   var preview = document.getElementById("drop-preview");
+  var status = document.getElementById("drop-status");
+  // The stylesheet hides the native file control only when this script runs to say what was chosen.
+  document.documentElement.classList.add("js");
+
+  // The types whose formats catalog/imagefile.py reads (ALLOWED_FORMATS). A file the browser types as
+  // anything else is refused here; one it cannot type is sent, and the server says what it is.
+  var SEARCHABLE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/bmp", "image/tiff"];
+
+  function sizeText(bytes) {
+    return bytes >= 1e6 ? (bytes / 1e6).toFixed(1) + " MB" : Math.max(1, Math.round(bytes / 1e3)) + " kB";
+  }
+
+  function say(text, refused) {
+    status.textContent = text;
+    status.classList.toggle("is-refused", refused);
+  }
+
+  function refusal(file) {
+    if (!file.type || SEARCHABLE_TYPES.indexOf(file.type) !== -1) return "";
+    var what = /^image\//.test(file.type) ? "is a kind of picture revimg cannot read" : "is not a picture";
+    return file.name + " " + what + ": choose a JPEG, PNG, WebP, GIF, BMP or TIFF.";
+  }
 
   function showPreview(file) {
     if (preview.src) URL.revokeObjectURL(preview.src);
@@ -17,13 +39,26 @@
     zone.classList.add("has-preview");
   }
 
+  function hidePreview() {
+    preview.hidden = true;
+    zone.classList.remove("has-preview");
+  }
+
   function searchWith(file) {
-    if (!file || !/^image\//.test(file.type || "image/")) return;
+    if (!file) return;
+    var refused = refusal(file);
+    if (refused) {
+      fileInput.value = "";  // so that Search cannot send it either
+      hidePreview();
+      say(refused, true);
+      return;
+    }
     var files = new DataTransfer();
     files.items.add(file);
     fileInput.files = files.files;
     urlInput.value = "";
     showPreview(file);
+    say(file.name + " (" + sizeText(file.size) + "): searching…", false);
     form.requestSubmit();
   }
 
