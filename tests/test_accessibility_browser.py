@@ -5,14 +5,17 @@ Each page is reached by a builder that takes the browser page to it as a person 
 more builder in PAGES.
 """
 
+import numpy as np
 import pytest
 from django.core.cache import cache
 from PIL import Image
 from skimage import data as skimage_data
 
-from catalog.models import CatalogImage
+from catalog.embedding import get_embedder
+from catalog.imagefile import open_image
+from catalog.models import CatalogImage, WikidataClass
 from tests.axe import assert_no_serious_violations, axe_context
-from tests.catalog_factories import make_catalog
+from tests.catalog_factories import make_catalog, make_class, make_image, near, toward
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -24,19 +27,84 @@ def home(page, url, tmp_path):
     page.goto(url)
 
 
+def coffee_photo(tmp_path):
+    coffee = tmp_path / "coffee.jpg"
+    Image.fromarray(skimage_data.coffee()).save(coffee, format="JPEG")
+    return coffee
+
+
+def cups_around_the_coffee(coffee, similarity):
+    """A class "cup" whose pictures lie at about similarity from the coffee photo's vector."""
+    query = get_embedder().embed([open_image(coffee.read_bytes())])[0].astype(np.float64)
+    cups = make_class("cup", qid="Q81727")
+    point = toward(query, similarity, seed=1)
+    for seed in range(4):
+        make_image(cups, seed, vector=near(point, seed))
+    others = make_class("lighthouse", qid="Q39715")
+    for seed in range(4):
+        make_image(others, 10 + seed)
+
+
+def search_the_coffee(page, url, tmp_path, similarity, state):
+    coffee = coffee_photo(tmp_path)
+    cups_around_the_coffee(coffee, similarity)
+    page.goto(url)
+    page.set_input_files("#image-input", str(coffee))
+    page.wait_for_selector(f"#answer.is-{state}")
+
+
 def results_of_a_match(page, url, tmp_path):
+    search_the_coffee(page, url, tmp_path, similarity=0.9, state="match")
+
+
+def results_of_the_closest_class(page, url, tmp_path):
+    search_the_coffee(page, url, tmp_path, similarity=0.525, state="closest")
+
+
+def more_like_a_catalog_picture(page, url, tmp_path):
     make_catalog(classes=3, per_class=4)
-    # "More like this" on a catalog picture: the picture itself is found, a certain match.
     page.goto(f"{url}/?similar={CatalogImage.objects.order_by('pk').first().pk}")
-    page.wait_for_selector("#answer.is-match")
+    page.wait_for_selector("#answer.is-catalog")
+
+
+def a_part_of_an_upload(page, url, tmp_path):
+    make_catalog(classes=3, per_class=4)
+    page.goto(url)
+    page.set_input_files("#image-input", str(coffee_photo(tmp_path)))
+    page.wait_for_selector("#answer")
+    page.goto(page.url + "&box=0.2,0.2,0.7,0.7")
+    page.wait_for_selector("#box-searched", state="attached")  # the region tool draws its own box over it
+
+
+def an_expired_link(page, url, tmp_path):
+    response = page.goto(f"{url}/?upload={'x' * 32}")
+    assert response.status == 404
+
+
+def picture_page(page, url, tmp_path):
+    make_catalog(classes=3, per_class=4)
+    page.goto(f"{url}/images/{CatalogImage.objects.order_by('pk').first().pk}/")
+
+
+def class_page(page, url, tmp_path):
+    make_catalog(classes=3, per_class=4)
+    page.goto(f"{url}/classes/{WikidataClass.objects.order_by('pk').first().pk}/")
+
+
+def class_list(page, url, tmp_path):
+    make_catalog(classes=3, per_class=4)
+    page.goto(f"{url}/classes/")
+
+
+def class_list_filtered_to_nothing(page, url, tmp_path):
+    make_catalog(classes=3, per_class=4)
+    page.goto(f"{url}/classes/?q=zeppelin")
 
 
 def no_match(page, url, tmp_path):
     make_catalog(classes=3, per_class=4)  # made-up vectors: no photo looks like any of them
-    coffee = tmp_path / "coffee.jpg"
-    Image.fromarray(skimage_data.coffee()).save(coffee, format="JPEG")
     page.goto(url)
-    page.set_input_files("#image-input", str(coffee))
+    page.set_input_files("#image-input", str(coffee_photo(tmp_path)))
     page.wait_for_selector("#answer.is-no-match")
 
 
@@ -61,7 +129,22 @@ def not_found(page, url, tmp_path):
     assert response.status == 404
 
 
-PAGES = [home, results_of_a_match, no_match, refused_upload, refused_choice, not_found]
+PAGES = [
+    home,
+    results_of_a_match,
+    results_of_the_closest_class,
+    more_like_a_catalog_picture,
+    no_match,
+    a_part_of_an_upload,
+    refused_upload,
+    refused_choice,
+    not_found,
+    an_expired_link,
+    picture_page,
+    class_page,
+    class_list,
+    class_list_filtered_to_nothing,
+]
 
 
 @pytest.fixture
