@@ -5,10 +5,11 @@ from urllib.parse import quote
 
 import numpy as np
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.contrib.postgres.indexes import OpClass
 from django.db import connections, models, transaction
-from django.db.models import Count, F, Func, Q, Subquery, Sum, Value
-from django.db.models.functions import Cast, Lower
+from django.db.models import Case, Count, F, Func, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Cast, JSONObject, Lower
 from pgvector import HalfVector
 from pgvector.django import CosineDistance, HalfVectorField, HnswIndex, VectorField
 
@@ -192,6 +193,34 @@ class CatalogImageQuerySet(models.QuerySet):
 
     def stale(self):
         return self.filter(stale_q())
+
+    def credits(self):
+        """In one query: how many of these images (pictures), of how many classes, and their distinct
+        sources, each a dict of name, license and license_url. A picture crawled from Commons has the source
+        COMMONS whatever its own licence (each card shows that); an imported one is named by its attribution
+        ("" when none was given) under its licence."""
+        from_commons = Q(origin__in=COMMONS_ORIGINS)
+
+        def unless_from_commons(value, field):
+            return Case(
+                When(from_commons, then=Value(value)), default=F(field), output_field=models.TextField()
+            )
+
+        source = JSONObject(
+            name=unless_from_commons(COMMONS, "attribution"),
+            license=unless_from_commons("", "license"),
+            license_url=unless_from_commons("", "license_url"),
+        )
+        return self.aggregate(
+            pictures=Count("id"),
+            classes=Count("wikidata_class", distinct=True),
+            sources=ArrayAgg(source, distinct=True, default=Value([])),
+        )
+
+    def unlicensed_imports(self):
+        """Pictures of a local import stored with no licence and no credit: the ones a later import of
+        their folder, told the licence, may complete (anything already stated is never overwritten)."""
+        return self.filter(origin=CatalogImage.Origin.LOCAL, license="", license_url="", attribution="")
 
     def fingerprint(self):
         """A text that changes after any add, removal, move, curation or re-embedding of these images, so it
@@ -380,6 +409,15 @@ class CatalogImage(models.Model):
         return self.embedding is not None and (
             self.embedding_model != MODEL_NAME or self.embedding_version != MODEL_VERSION
         )
+
+
+# The origins of the pictures the crawler fetches, all from Wikimedia Commons: their source is COMMONS.
+COMMONS_ORIGINS = (
+    CatalogImage.Origin.WIKIDATA_P18,
+    CatalogImage.Origin.WIKIPEDIA,
+    CatalogImage.Origin.INSTANCE_P18,
+)
+COMMONS = "Wikimedia Commons"
 
 
 class SuspectQuerySet(models.QuerySet):

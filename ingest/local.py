@@ -2,6 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from catalog.imagefile import ImageError, preprocess
 from catalog.models import CatalogImage, WikidataClass
 from catalog.progress import no_progress
 
+from .folder_metadata import NO_METADATA
+
 BATCH_SIZE = 32
 # Two decoding threads: decoding costs a fraction of the model's time, so two keep the model fed while
 # its own threads get most of the CPU.
@@ -23,12 +26,21 @@ DECODE_THREADS = 2
 class ImportSummary:
     created: int = 0
     skipped: int = 0
+    licensed: int = 0  # skipped ones stored earlier without a licence, given the folder's now
     failed: int = 0
     failures: list = field(default_factory=list)  # (path, reason)
 
     def fail(self, path, reason):
         self.failed += 1
         self.failures.append((str(path), reason))
+
+    def __str__(self):
+        line = (
+            f"{self.created} created, {self.skipped} skipped (already in the catalog), {self.failed} failed"
+        )
+        if self.licensed:
+            line += f"; {self.licensed} of the skipped given the folder's licence"
+        return line
 
 
 def class_label(folder):
@@ -45,8 +57,10 @@ def image_files(root):
             yield folder, path
 
 
-def import_folder(root, progress=no_progress):
-    """Store and embed every image under root; re-running imports nothing twice. Returns an ImportSummary.
+def import_folder(root, metadata=NO_METADATA, progress=no_progress):
+    """Store and embed every image under root, each with metadata (a FolderMetadata); re-running imports
+    nothing twice, but gives metadata's licence to the pictures stored earlier without one. Returns an
+    ImportSummary.
 
     Three stages overlap: threads decode and preprocess the next batch (Pillow releases the GIL), one
     thread runs the model on the batch before it (ONNX Runtime releases it too), and this thread stores the
@@ -59,8 +73,9 @@ def import_folder(root, progress=no_progress):
     with ThreadPoolExecutor(DECODE_THREADS) as decoders, ThreadPoolExecutor(1) as model:
         pending = None
         for chunk in _chunks(progress(files), BATCH_SIZE):
-            fresh = _unseen(_read_all(chunk, summary), summary)
-            batch = [item for item in decoders.map(_prepare, fresh) if _kept(item, summary)]
+            fresh = _unseen(_read_all(chunk, summary), metadata, summary)
+            prepared = decoders.map(partial(_prepare, metadata=metadata), fresh)
+            batch = [item for item in prepared if _kept(item, summary)]
             vectors = model.submit(embedder.embed_batch, _inputs(batch))
             _store_batch(pending, classes, summary)
             pending = (batch, vectors)
@@ -106,20 +121,28 @@ def _read_all(chunk, summary):
     return files
 
 
-def _unseen(files, summary):
-    """The files whose content the catalog does not hold yet, found with one query per batch."""
+def _unseen(files, metadata, summary):
+    """The files whose content the catalog does not hold yet, found with one query per batch; those it
+    holds are given metadata's licence if they were imported without any."""
     known = set(
         CatalogImage.objects.filter(sha256__in=[f.sha256 for f in files]).values_list("sha256", flat=True)
     )
     summary.skipped += sum(f.sha256 in known for f in files)
+    if known and metadata.license:
+        summary.licensed += (
+            CatalogImage.objects.filter(sha256__in=known).unlicensed_imports().update(**metadata.given())
+        )
     return [f for f in files if f.sha256 not in known]
 
 
-def _prepare(file):
+def _prepare(file, metadata):
     """Decode and preprocess one file (in a decoding thread): (file, candidate, model input) or (file, error)."""
     try:
         candidate = store.prepare(
-            file.data, origin=CatalogImage.Origin.LOCAL, origin_detail=str(file.path)[-255:], source_url=""
+            file.data,
+            origin=CatalogImage.Origin.LOCAL,
+            origin_detail=str(file.path)[-255:],
+            **metadata.as_fields(),
         )
     except ImageError as exc:
         return file, exc

@@ -114,7 +114,7 @@ class IngestRun(models.Model):
         FAILED = "failed", "Failed"
         INTERRUPTED = "interrupted", "Interrupted"
 
-    kind = models.CharField(max_length=32)  # classes, images, files, embeddings, crawl, upkeep:<job>
+    kind = models.CharField(max_length=32)  # classes, images, files, embeddings, crawl, import, upkeep:<job>
     arguments = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
     total = models.PositiveIntegerField(null=True, blank=True)

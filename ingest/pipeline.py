@@ -1,14 +1,18 @@
-"""The crawl steps as recorded runs: what the management commands (and starter_catalog) call.
+"""The crawl steps and the import of a local folder as recorded runs: what the management commands (and
+starter_catalog) call.
 
 Each function records an IngestRun and keeps going past one item's failure; transient failures leave the
 item to the next run.
 """
 
+from pathlib import Path
+
 from catalog.http import crawler as http
 from catalog.models import WikidataClass
 from catalog.progress import no_progress
 
-from . import crawl
+from . import crawl, local
+from .folder_metadata import NO_METADATA
 from .runs import recorded_run
 
 
@@ -69,3 +73,20 @@ def run_crawl(classes, per_class=1, dump_path=None, refresh=False, embed=True, p
     image_run = run_images(ids, per_class, progress=progress)
     embed_run = run_embeddings(progress=progress) if embed else None
     return class_run, image_run, embed_run
+
+
+def run_import(folder, metadata=NO_METADATA, progress=no_progress):
+    """Import a local folder (ingest.local) with metadata, recorded as a run of kind "import"; returns its
+    ImportSummary. A folder that is not there is refused before any run is recorded."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a directory")
+    with recorded_run("import", directory=str(folder.resolve()), **metadata.given()) as recorder:
+        summary = local.import_folder(folder, metadata, progress)
+        recorder.set_total(summary.created + summary.skipped + summary.failed)
+        recorder.created(summary.created)
+        recorder.skipped(summary.skipped)
+        for path, reason in summary.failures:
+            recorder.failed(path, reason)
+        recorder.run.summary = str(summary)
+    return summary

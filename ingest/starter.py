@@ -1,4 +1,5 @@
-"""The starter catalog `make run` builds: a crawl of a few hundred classes, or a local folder offline."""
+"""The starter catalog `make run` builds: a crawl of a few hundred classes, or a local folder offline, then
+a search for suspects so the admin's Suspects page has its first findings."""
 
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -9,9 +10,13 @@ from catalog.http import crawler as http
 from catalog.models import CatalogImage
 from catalog.progress import no_progress
 
-from . import local, pipeline
+from . import folder_metadata, pipeline, upkeep
+from .folder_metadata import METADATA_FILE, NO_METADATA, MetadataError
 
 PROBE_TIMEOUT = 3.0
+# The metadata of starter folders that cannot hold their own (../shared is read-only), one file per folder
+# name, in the shape of an import's metadata file (ingest.folder_metadata).
+STARTER_METADATA_DIR = Path(__file__).with_name("starter_metadata")
 
 
 def default_starter_dir():
@@ -37,12 +42,13 @@ def build(say, progress=no_progress):
         else:
             for kind, recorder in zip(("classes", "images", "embeddings"), runs, strict=True):
                 say(f"{kind}: {recorder.summary()}")
-            if CatalogImage.objects.exists():
-                return
     else:
         host = urlsplit(url).hostname
         say(f"Wikimedia is unreachable from here ({host}: {reason}); skipping the crawl.")
-    import_local(say, progress)
+    if not CatalogImage.objects.exists():
+        import_local(say, progress)
+    if CatalogImage.objects.exists():
+        find_suspects(say)
 
 
 def import_local(say, progress=no_progress):
@@ -53,6 +59,26 @@ def import_local(say, progress=no_progress):
             "python manage.py import_images DIR"
         )
         return
+    try:
+        metadata = starter_metadata(folder)
+    except MetadataError as exc:
+        say(f"Not importing the starter folder: {exc}")
+        return
     say(f"Importing the starter catalog from {folder} (one subfolder per class)...")
-    summary = local.import_folder(folder, progress=progress)
+    summary = pipeline.run_import(folder, metadata, progress=progress)
     say(f"{summary.created} images imported, {summary.skipped} already there, {summary.failed} failed.")
+
+
+def starter_metadata(folder):
+    """The licence and credit of a starter folder: its own metadata file when it has one, else the one kept
+    here for a folder of its name (the Caltech-101 subset), else none."""
+    if (folder / METADATA_FILE).exists():
+        return folder_metadata.of_folder(folder)
+    kept = STARTER_METADATA_DIR / f"{folder.name}.json"
+    return folder_metadata.read_file(kept) if kept.exists() else NO_METADATA
+
+
+def find_suspects(say):
+    """Score the new catalog's outliers and duplicates, recorded as upkeep's suspects job is."""
+    say("Looking for suspects (outliers, duplicates) for the admin's Suspects page...")
+    say(str(upkeep.run("suspects")))

@@ -2,6 +2,7 @@
 
 import errno
 import io
+import json
 import os
 import shutil
 
@@ -12,6 +13,8 @@ from PIL import Image
 
 from catalog import classstats, store
 from catalog.models import CatalogImage, WikidataClass
+from ingest.folder_metadata import METADATA_FILE
+from ingest.models import IngestRun
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -171,3 +174,137 @@ def test_real_photos_land_as_unit_vectors_and_same_class_photos_are_closer(calte
         same = [similarity[i, j] for j in range(len(labels)) if j != i and labels[j] == label]
         other = [similarity[i, j] for j in range(len(labels)) if labels[j] != label]
         assert np.mean(same) > np.mean(other)
+
+
+# --- licence and credit: options and the folder's metadata file ------------------------------------------
+
+CC_BY = "https://creativecommons.org/licenses/by/4.0/"
+BIRDS = {
+    "license": "CC BY 4.0",
+    "license_url": CC_BY,
+    "attribution": "Ada Lovelace, Birds of the Marsh (2024)",
+    "source_url": "https://example.org/birds",
+}
+
+
+def write_metadata(folder, values):
+    path = folder / METADATA_FILE
+    path.write_text(values if isinstance(values, str) else json.dumps(values))
+    return path
+
+
+def credit_of_every_image():
+    return set(CatalogImage.objects.values_list("license", "license_url", "attribution", "source_url"))
+
+
+def test_options_give_every_picture_its_licence_and_credit(folder):
+    call_command(
+        "import_images",
+        str(folder),
+        "--license=CC BY 4.0",
+        f"--license-url={CC_BY}",
+        "--attribution=Ada Lovelace, Birds of the Marsh (2024)",
+        "--source-url=https://example.org/birds",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+
+    assert CatalogImage.objects.count() == 4
+    assert credit_of_every_image() == {tuple(BIRDS.values())}
+
+
+def test_the_folders_metadata_file_gives_the_licence_and_options_win_over_it(folder):
+    write_metadata(folder, {**BIRDS, "note": "From the dataset's README."})
+
+    call_command(
+        "import_images", str(folder), "--attribution=Grace Hopper", stdout=io.StringIO(), stderr=io.StringIO()
+    )
+
+    assert credit_of_every_image() == {("CC BY 4.0", CC_BY, "Grace Hopper", "https://example.org/birds")}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"license": "CC BY 4.0",}', "not JSON: Expecting property name enclosed in double quotes (line 1"),
+        ('["CC BY 4.0"]', "must be a JSON object with some of the keys license, license_url"),
+        ({"licence": "CC BY 4.0"}, 'unknown key "licence" (known: license, license_url'),
+        ({"license": 4}, '"license" must be text, not 4'),
+        (
+            {"license": "CC0", "license_url": "ftp://example.org/cc0"},
+            '"license_url" must be an http:// or https://',
+        ),
+        ({"source_url": " JaVa\tScript:alert(1)"}, '"source_url" must be an http:// or https:// address'),
+        ({"license": "x" * 101}, '"license": Ensure this value has at most 100 characters (it has 101).'),
+    ],
+    ids=[
+        "malformed",
+        "not-an-object",
+        "unknown-key",
+        "not-text",
+        "ftp",
+        "javascript",
+        "too-long",
+    ],
+)
+def test_each_wrong_metadata_file_is_refused_naming_the_file_and_key_and_nothing_is_imported(
+    folder, content, message
+):
+    path = write_metadata(folder, content)
+
+    with pytest.raises(CommandError) as refused:
+        run_import(folder)
+
+    assert str(refused.value).startswith(f"{path}: ")
+    assert message in str(refused.value)
+    assert not CatalogImage.objects.exists() and not IngestRun.objects.exists()
+
+
+def test_a_licence_address_without_the_licences_name_is_refused(folder):
+    write_metadata(folder, {"license_url": CC_BY})
+
+    with pytest.raises(CommandError, match='"license_url" is given without "license"'):
+        run_import(folder)
+
+    assert not CatalogImage.objects.exists()
+
+
+def test_a_licence_address_option_that_is_not_http_is_refused_naming_the_option(folder):
+    with pytest.raises(CommandError, match=r'^--license-url: "license_url" must be an http:// or https://'):
+        call_command("import_images", str(folder), "--license=CC0", "--license-url=data:text/html,hi")
+
+    assert not CatalogImage.objects.exists()
+
+
+def test_importing_again_with_a_licence_fills_it_in_for_pictures_imported_without_one(folder):
+    run_import(folder)
+    red = CatalogImage.objects.filter(wikidata_class__label="red things").first()
+    CatalogImage.objects.filter(pk=red.pk).update(license="CC0")  # stated since: never overwritten
+
+    out, _ = run_import_with(folder, "--license=CC BY 4.0", f"--license-url={CC_BY}")
+
+    assert (
+        "0 created, 4 skipped (already in the catalog), 2 failed; 3 of the skipped given the folder's licence"
+        in out
+    )
+    assert CatalogImage.objects.count() == 4
+    assert CatalogImage.objects.filter(license="CC BY 4.0", license_url=CC_BY).count() == 3
+    assert CatalogImage.objects.get(pk=red.pk).license == "CC0"
+
+
+def run_import_with(path, *options):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_images", str(path), *options, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_an_import_is_recorded_as_a_run_with_its_counts_failures_and_metadata(folder):
+    run_import_with(folder, "--license=CC BY 4.0")
+
+    run = IngestRun.objects.get()
+    assert (run.kind, run.status) == ("import", IngestRun.Status.DONE)
+    assert run.arguments == {"directory": str(folder.resolve()), "license": "CC BY 4.0"}
+    assert (run.total, run.processed, run.created, run.skipped, run.failed) == (6, 6, 4, 0, 2)
+    assert sorted(os.path.basename(path) for path, _ in run.failures) == ["broken.jpg", "notes.txt"]
+    assert run.summary == "4 created, 0 skipped (already in the catalog), 2 failed"
+    assert run.finished_at is not None

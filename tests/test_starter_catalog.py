@@ -8,7 +8,10 @@ from django.core.management import call_command
 
 from catalog import store
 from catalog.http import crawler as http
-from catalog.models import CatalogImage, WikidataClass
+from catalog.models import CatalogImage, Suspect, WikidataClass
+from ingest.folder_metadata import METADATA_FILE
+from ingest.models import IngestRun
+from tests.catalog_factories import same_pixels_other_bytes
 from tests.crawl_server import picture_bytes, standard_scenario
 
 pytestmark = pytest.mark.django_db
@@ -70,3 +73,77 @@ def test_online_it_crawls_a_starter_catalog(wiki, settings):
     lines = starter()
     assert lines[0] == "Crawling a starter catalog of 3 classes from Wikimedia..."
     assert CatalogImage.objects.searchable().count() == 2  # book's own image and Douglas Adams'
+
+
+def caltech_like_folder(tmp_path, pictures):
+    """A starter folder named as the Caltech-101 subset, whose metadata the repository keeps; pictures maps
+    a class folder to its files' bytes."""
+    root = tmp_path / "caltech101-dev"
+    for label, files in pictures.items():
+        (root / label).mkdir(parents=True)
+        for n, data in enumerate(files):
+            (root / label / f"image_{n:04}.jpg").write_bytes(data)
+    return root
+
+
+@pytest.mark.slow
+def test_offline_the_caltech_subset_is_imported_under_its_licence_and_credited_on_every_card(
+    offline, settings, tmp_path, client
+):
+    settings.REVIMG_STARTER_DIR = str(caltech_like_folder(tmp_path, {"dalmatian": [picture_bytes(20)]}))
+
+    starter()
+
+    image = CatalogImage.objects.get()
+    assert (image.license, image.license_url) == ("CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/")
+    card = client.get(f"/?similar={image.pk}").content.decode()
+    assert '<a href="https://creativecommons.org/licenses/by/4.0/">CC BY 4.0</a>' in card
+    assert "Fei-Fei Li, Marco Andreetto" in card and "Licence unknown" not in card
+
+
+@pytest.mark.slow
+def test_the_starter_import_is_recorded_and_followed_by_a_search_for_suspects(offline, settings, tmp_path):
+    copied = picture_bytes(30)
+    pictures = {"ant": [copied, picture_bytes(31)], "bass": [same_pixels_other_bytes(copied)]}
+    settings.REVIMG_STARTER_DIR = str(caltech_like_folder(tmp_path, pictures))
+
+    lines = starter()
+
+    runs = {run.kind: run for run in IngestRun.objects.all()}
+    assert set(runs) == {"import", "upkeep:suspects"}
+    assert runs["import"].status == IngestRun.Status.DONE and runs["import"].created == 3
+    assert runs["import"].arguments["license"] == "CC BY 4.0"
+    assert runs["upkeep:suspects"].status == IngestRun.Status.DONE
+    copies = {store.content_hash(copied), store.content_hash(same_pixels_other_bytes(copied))}
+    pairs = Suspect.objects.filter(kind=Suspect.Kind.DUPLICATE).values_list("image__sha256", "other__sha256")
+    assert copies in [set(pair) for pair in pairs]
+    assert lines[-2] == "Looking for suspects (outliers, duplicates) for the admin's Suspects page..."
+    assert lines[-1].startswith("suspects: done: ") and " duplicate pairs " in lines[-1]
+
+
+@pytest.mark.slow
+def test_a_starter_folders_own_metadata_file_wins_over_the_one_kept_for_its_name(offline, settings, tmp_path):
+    folder = caltech_like_folder(tmp_path, {"ant": [picture_bytes(40)]})
+    (folder / METADATA_FILE).write_text('{"license": "CC0 1.0", "attribution": "Our own photos"}')
+    settings.REVIMG_STARTER_DIR = str(folder)
+
+    starter()
+
+    assert CatalogImage.objects.values_list("license", "attribution").get() == ("CC0 1.0", "Our own photos")
+
+
+def test_a_starter_folder_with_a_wrong_metadata_file_is_not_imported_and_says_why(
+    offline, settings, tmp_path
+):
+    folder = caltech_like_folder(tmp_path, {"ant": [picture_bytes(41)]})
+    (folder / METADATA_FILE).write_text('{"licence": "CC0 1.0"}')
+    settings.REVIMG_STARTER_DIR = str(folder)
+
+    lines = starter()
+
+    assert lines[
+        1
+    ] == f'Not importing the starter folder: {folder / METADATA_FILE}: unknown key "licence" ' + (
+        "(known: license, license_url, attribution, source_url, note)"
+    )
+    assert not CatalogImage.objects.exists() and not IngestRun.objects.exists()
