@@ -1,6 +1,7 @@
 """{% catalog_summary %}: what the catalog holds, in a sentence for the search page's home."""
 
 from django import template
+from django.db import DatabaseError, InterfaceError
 from django.db.models import Count, Sum
 from django.db.models.functions import Lower
 
@@ -15,7 +16,11 @@ EXAMPLES = 3
 @register.inclusion_tag("search/catalog_summary.html")
 def catalog_summary():
     classes = WikidataClass.objects.in_catalog()
-    totals = classes.aggregate(pictures=Sum("image_count"), classes=Count("id"))
+    try:
+        totals = classes.aggregate(pictures=Sum("image_count"), classes=Count("id"))
+    except (DatabaseError, InterfaceError):
+        # The search form still shows while the database is away; only this sentence is left out.
+        return {"unavailable": True}
     # The best-stocked classes: those a first search most likely finds.
     examples = classes.order_by("-image_count", Lower("label"), "id").values_list("label", flat=True)[
         :EXAMPLES
