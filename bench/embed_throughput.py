@@ -123,11 +123,11 @@ def configure_tensorflow_threads():
 
 def tensorflow_features(embedder, inputs):
     """FP32 TensorFlow features and images/s: the Keras model in a tf.function."""
-    from catalog.embedding import _import_lite0
+    from catalog.embedding import _import_keras_builder
 
-    lite0 = _import_lite0()
+    lite = _import_keras_builder()
     configure_tensorflow_threads()
-    run = lite0.inference_function(lite0.load_or_build(embedder.cache_path))
+    run = lite.inference_function(lite.load_or_build(embedder.cache_path))
     run(inputs[:REFERENCE_BATCH])  # trace once
     rate, chunks = timed(
         lambda: [run(inputs[s : s + REFERENCE_BATCH])[0] for s in range(0, len(inputs), REFERENCE_BATCH)],

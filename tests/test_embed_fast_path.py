@@ -23,10 +23,10 @@ def embedder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def keras_features(embedder):
     """The FP32 Keras model run by TensorFlow itself, from the same cache the export was made from."""
-    from catalog.embedding import _import_lite0
+    from catalog.embedding import _import_keras_builder
 
-    lite0 = _import_lite0()
-    run = lite0.inference_function(lite0.load_or_build(embedder.cache_path))
+    lite = _import_keras_builder()
+    run = lite.inference_function(lite.load_or_build(embedder.cache_path))
     return lambda batch: run(batch)[0]
 
 

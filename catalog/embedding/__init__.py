@@ -1,6 +1,7 @@
 """Image embeddings: EfficientNet-Lite0's 1280-d pooled features, L2-normalised, for cosine search.
 
-Inference runs in ONNX Runtime, on a graph exported from the Keras model (catalog.embedding.lite0) the
+Other members of the family (catalog.embedding.variants) embed the same way at their own input size.
+Inference runs in ONNX Runtime, on a graph exported from the Keras model (catalog.embedding.lite) the
 first time it is needed and cached. Importing this package is cheap: the runtime is loaded when an Embedder
 first needs its model, and TensorFlow (seconds to import, about half a gigabyte) only when the ONNX cache
 must be made, so web processes that never embed stay light and the others start fast.
@@ -13,14 +14,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from catalog.embedding.variants import LITE0, LiteVariant
 from catalog.imagefile import preprocess
 
 EMBEDDING_DIM = 1280
-MODEL_NAME = "efficientnet-lite0"
-# Names the weights (the .pth's hash prefix) and the preprocessing; change it when either changes, so
-# stored vectors are recognised as stale and the model cache is rebuilt.
-MODEL_VERSION = "imagenet-57934424/v1"
-INPUT_SIZE = 224
+MODEL_NAME = LITE0.name
+MODEL_VERSION = LITE0.version
+INPUT_SIZE = LITE0.input_size
 NUM_CLASSES = 1000
 DEFAULT_BATCH_SIZE = 32
 
@@ -39,25 +39,25 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "revimg" / "models"
 
 
-def cache_file_name() -> str:
-    return f"{MODEL_NAME}-{MODEL_VERSION.replace('/', '-')}.keras"
+def cache_file_name(variant: LiteVariant = LITE0) -> str:
+    return f"{variant.file_stem}.keras"
 
 
-def onnx_cache_file_name() -> str:
-    return f"{MODEL_NAME}-{MODEL_VERSION.replace('/', '-')}.onnx"
+def onnx_cache_file_name(variant: LiteVariant = LITE0) -> str:
+    return f"{variant.file_stem}.onnx"
 
 
-def _import_lite0():
+def _import_keras_builder():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from catalog.embedding import lite0
+    from catalog.embedding import lite
 
-    return lite0
+    return lite
 
 
-def _export_onnx(keras_cache_path: Path, input_name: str, opset: int) -> bytes:
-    lite0 = _import_lite0()
-    return lite0.onnx_bytes(lite0.load_or_build(keras_cache_path), input_name, opset)
+def _export_onnx(keras_cache_path: Path, variant: LiteVariant, input_name: str, opset: int) -> bytes:
+    lite = _import_keras_builder()
+    return lite.onnx_bytes(lite.load_or_build(keras_cache_path, variant), input_name, opset)
 
 
 def _l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -72,10 +72,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Embedder:
-    """Turns images into unit-length 1280-d vectors; the model is loaded on first use."""
+    """Turns images into unit-length 1280-d vectors with one member of the family (Lite0 unless told);
+    the model is loaded on first use."""
 
-    name = MODEL_NAME
-    version = MODEL_VERSION
     dim = EMBEDDING_DIM
 
     def __init__(
@@ -83,9 +82,12 @@ class Embedder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         cache_dir: str | Path | None = None,
         threads: int | None = None,
+        variant: LiteVariant = LITE0,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        self.variant = variant
+        self.name, self.version, self.input_size = variant.name, variant.version, variant.input_size
         self.batch_size = batch_size
         self.threads = threads  # ONNX Runtime threads; None: one per core
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -94,11 +96,11 @@ class Embedder:
 
     @property
     def cache_path(self) -> Path:
-        return (self.cache_dir or default_cache_dir()) / cache_file_name()
+        return (self.cache_dir or default_cache_dir()) / cache_file_name(self.variant)
 
     @property
     def onnx_cache_path(self) -> Path:
-        return (self.cache_dir or default_cache_dir()) / onnx_cache_file_name()
+        return (self.cache_dir or default_cache_dir()) / onnx_cache_file_name(self.variant)
 
     @property
     def is_loaded(self) -> bool:
@@ -116,8 +118,8 @@ class Embedder:
 
                     self._run = onnx_runtime.load_or_export(
                         self.onnx_cache_path,
-                        lambda name, opset: _export_onnx(self.cache_path, name, opset),
-                        INPUT_SIZE,
+                        lambda name, opset: _export_onnx(self.cache_path, self.variant, name, opset),
+                        self.input_size,
                         (EMBEDDING_DIM, NUM_CLASSES),
                         threads=self.threads,
                     )
@@ -125,10 +127,9 @@ class Embedder:
 
     def _features_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         batch = np.asarray(batch, dtype=np.float32)
-        if batch.ndim != 4 or batch.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
-            raise ValueError(
-                f"expected an array of shape (n, {INPUT_SIZE}, {INPUT_SIZE}, 3), got {batch.shape}"
-            )
+        size = self.input_size
+        if batch.ndim != 4 or batch.shape[1:] != (size, size, 3):
+            raise ValueError(f"expected an array of shape (n, {size}, {size}, 3), got {batch.shape}")
         if len(batch) == 0:
             return np.zeros((0, EMBEDDING_DIM), np.float32), np.zeros((0, NUM_CLASSES), np.float32)
         run = self._model_function()
@@ -138,7 +139,7 @@ class Embedder:
         return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Unit-length vectors, shape (n, 1280), for preprocessed images of shape (n, 224, 224, 3)."""
+        """Unit-length vectors, shape (n, 1280), for preprocessed images of shape (n, size, size, 3)."""
         features, _ = self._features_and_logits(batch)
         return _l2_normalize(features)
 
@@ -151,11 +152,10 @@ class Embedder:
         _, logits = self._features_and_logits(self._preprocess_all(images))
         return _softmax(logits)
 
-    @staticmethod
-    def _preprocess_all(images: list[Image.Image]) -> np.ndarray:
+    def _preprocess_all(self, images: list[Image.Image]) -> np.ndarray:
         if not images:
-            return np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
-        return np.stack([preprocess(image, INPUT_SIZE) for image in images])
+            return np.zeros((0, self.input_size, self.input_size, 3), np.float32)
+        return np.stack([preprocess(image, self.input_size) for image in images])
 
 
 def _configured_threads() -> int | None:

