@@ -44,11 +44,13 @@ EMBED_BATCH = 32
 # --- the data ---------------------------------------------------------------------------------------
 
 
-def cache_path():
+def cache_path(embedder=None):
+    """Where the dataset's vectors by embedder (the project's own unless given) are cached."""
     from catalog.embedding import MODEL_NAME, MODEL_VERSION
 
+    name, version = (embedder.name, embedder.version) if embedder else (MODEL_NAME, MODEL_VERSION)
     data_dir = Path(os.environ.get("REVIMG_DATA_DIR", "var"))
-    return data_dir / "verdict" / f"caltech101-dev-{MODEL_NAME}-{MODEL_VERSION}.npz"
+    return data_dir / "verdict" / f"caltech101-dev-{name}-{version}.npz"
 
 
 def dataset_files(root):
@@ -61,11 +63,11 @@ def dataset_files(root):
     ]
 
 
-def embed_files(paths, progress=lambda done, total: None):
+def embed_files(paths, progress=lambda done, total: None, embedder=None):
     from catalog.embedding import get_embedder
     from catalog.imagefile import open_image
 
-    embedder, vectors = get_embedder(), []
+    embedder, vectors = embedder or get_embedder(), []
     for start in range(0, len(paths), EMBED_BATCH):
         batch = [open_image(Path(p).read_bytes()) for p in paths[start : start + EMBED_BATCH]]
         vectors.append(embedder.embed(batch))
@@ -73,15 +75,18 @@ def embed_files(paths, progress=lambda done, total: None):
     return np.concatenate(vectors).astype(np.float32)
 
 
-def load_vectors(root=DATASET):
-    """(vectors, class names per photo), embedding the dataset on first use."""
-    path = cache_path()
+def load_vectors(root=DATASET, embedder=None):
+    """(vectors, class names per photo), embedding the dataset on first use (with the project's embedder
+    unless another is given)."""
+    path = cache_path(embedder)
     if path.exists():
         cached = np.load(path)
         return cached["vectors"], cached["labels"]
     files = dataset_files(root)
     vectors = embed_files(
-        [p for p, _ in files], lambda d, t: print(f"\rembedding {d}/{t}", end="", file=sys.stderr)
+        [p for p, _ in files],
+        lambda d, t: print(f"\rembedding {d}/{t}", end="", file=sys.stderr),
+        embedder,
     )
     print(file=sys.stderr)
     labels = np.array([label for _, label in files])
@@ -287,19 +292,31 @@ def fit_confidence(runs, names):
     return fit_logistic(features, pooled(runs, "right_class_first").astype(float))
 
 
-def fit(vectors, labels):
-    """Print the verdict's constants, fitted on the tuning classes' queries at every catalog size."""
+def fitted_constants(vectors, labels):
+    """The verdict's constants fitted on the tuning classes' queries at every catalog size, by name,
+    with the number of queries and runs they were fitted on."""
     runs = tuning_outcomes(vectors, labels)
     weights, bias = fit_confidence(runs, CONFIDENCE_FEATURES)
     features = np.column_stack([pooled(runs, name) for name in CONFIDENCE_FEATURES])
     confidence = 1 / (1 + np.exp(-(features @ weights + bias)))
-    threshold = best_cut(np.round(confidence, 2), pooled(runs, "in_catalog"))
     w_centroid, w_share, w_tightness = weights
-    print(f"WEIGHT_CENTROID = {w_centroid:.3f}\nWEIGHT_SHARE = {w_share:.3f}")
-    print(f"WEIGHT_TIGHTNESS = {w_tightness:.3f}\nBIAS = {bias:.3f}")
-    print(f"MATCH_THRESHOLD = {threshold:.2f}")
-    print(f"TYPICAL_TIGHTNESS = {np.median(pooled(runs, 'tightness')):.3f}")
-    print(f"({len(confidence)} queries of {len(class_groups(labels)[0])} tuning classes, {len(runs)} runs)")
+    constants = {
+        "WEIGHT_CENTROID": round(float(w_centroid), 3),
+        "WEIGHT_SHARE": round(float(w_share), 3),
+        "WEIGHT_TIGHTNESS": round(float(w_tightness), 3),
+        "BIAS": round(float(bias), 3),
+        "MATCH_THRESHOLD": best_cut(np.round(confidence, 2), pooled(runs, "in_catalog")),
+        "TYPICAL_TIGHTNESS": round(float(np.median(pooled(runs, "tightness"))), 3),
+    }
+    return constants, len(confidence), len(runs)
+
+
+def fit(vectors, labels):
+    """Print the verdict's constants, fitted on the tuning classes' queries at every catalog size."""
+    constants, queries, runs = fitted_constants(vectors, labels)
+    for name, value in constants.items():
+        print(f"{name} = {value:.2f}" if name == "MATCH_THRESHOLD" else f"{name} = {value:.3f}")
+    print(f"({queries} queries of {len(class_groups(labels)[0])} tuning classes, {runs} runs)")
 
 
 def baseline(vectors, labels):
