@@ -59,7 +59,7 @@ def test_each_version_names_its_weights_by_their_hash(variant):
         (LITE1, 21, (16, 24, 40, 80, 112, 192, 320)),
         (LITE2, 21, (16, 24, 48, 88, 120, 208, 352)),
     ],
-    ids=lambda value: getattr(value, "name", ""),
+    ids=["lite0", "lite1", "lite2"],
 )
 def test_the_scaled_network_has_the_blocks_and_widths_of_its_weights(variant, blocks, widths):
     from catalog.embedding import _import_keras_builder
