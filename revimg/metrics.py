@@ -57,7 +57,8 @@ def instruments():
         ),
         searches=Counter(
             "revimg_searches",
-            "Searches by kind (upload, url, similar, shared) and outcome (match, no_match, or the refusal's code)",
+            "Searches by kind (upload, url, similar, shared) and outcome (the answer's state: match, closest, "
+            "no_match, catalog; or the refusal's code)",
             ["kind", "outcome"],
         ),
     )

@@ -1,7 +1,7 @@
 """One log line per search, the page's and the API's alike, and a signal for whoever counts searches.
 
 A line says what kind of search it was (upload, url, similar, or shared: an upload's kept query searched
-again from its link), how it ended (status, match, or the refusal's code), how long it took and how many
+again from its link), how it ended (status, match and the answer's state, or the refusal's code), how long it took and how many
 results were asked for. Never what was searched: not the picture, not its file name, not the address we
 were asked to fetch (it may carry someone's token or say who they are), not a shared link's token, and no
 query string. Refusal messages are left out too, since some quote the address.
@@ -40,7 +40,7 @@ class SearchReport:
     def outcome(self):
         if self.error:
             return self.error
-        return "match" if self.result and self.result.match else "no_match"
+        return self.result.state if self.result else "no_match"
 
     @property
     def timings(self):
@@ -49,12 +49,14 @@ class SearchReport:
     def line(self):
         """key=value pairs, "-" for what is not known."""
         match = "-" if self.result is None else str(self.result.match).lower()
+        state = "-" if self.result is None else self.result.state
         fields = {
             "kind": self.kind,
             "status": self.status,
             "took_ms": f"{self.took_ms:.1f}",
             "k": "-" if self.k is None else self.k,
             "match": match,
+            "state": state,
         }
         if self.error:
             fields["error"] = self.error

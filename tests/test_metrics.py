@@ -164,7 +164,7 @@ def test_a_search_is_counted_by_view_and_its_phases_observed(fixed_embedder):
 
     after = scrape()
     assert response.status_code == 200, response.content
-    outcome = "match" if response.json()["match"] else "no_match"
+    outcome = response.json()["state"]
     assert (
         delta(before, after, "revimg_http_requests_total", view="api-search", method="POST", status="200")
         == 1
@@ -176,7 +176,7 @@ def test_a_search_is_counted_by_view_and_its_phases_observed(fixed_embedder):
         assert delta(before, after, "revimg_search_phase_seconds_sum", phase=phase) > 0
 
 
-def test_more_like_this_has_no_embedding_phase(catalog):
+def test_more_like_this_is_counted_as_a_catalog_answer_without_an_embedding_phase(catalog):
     image = next(iter(catalog.values()))[0]
     before = scrape()
 
@@ -190,6 +190,7 @@ def test_more_like_this_has_no_embedding_phase(catalog):
     )
     assert delta(before, after, "revimg_search_phase_seconds_count", phase="embedding") == 0
     assert delta(before, after, "revimg_search_phase_seconds_count", phase="neighbours") == 1
+    assert delta(before, after, "revimg_searches_total", kind="similar", outcome="catalog") == 1
 
 
 def test_a_refused_search_is_counted_by_its_code(catalog):

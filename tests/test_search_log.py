@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 LINE = re.compile(
     r"search kind=(?P<kind>\w+) status=(?P<status>\d+) took_ms=(?P<took_ms>\d+\.\d) k=(?P<k>\d+|-)"
-    r" match=(?P<match>true|false|-)( error=(?P<error>\w+))?"
+    r" match=(?P<match>true|false|-) state=(?P<state>\w+|-)( error=(?P<error>\w+))?"
 )
 
 
@@ -68,6 +68,7 @@ def test_an_api_search_logs_one_line_with_its_fields(catalog, search_log, caplog
     [line] = search_log()
     assert line["kind"] == "upload" and line["status"] == "200" and line["k"] == "3"
     assert line["match"] == str(response.json()["match"]).lower()
+    assert line["state"] == response.json()["state"]
     assert line["error"] is None and float(line["took_ms"]) > 0
     assert "alice" not in caplog.text and "paris" not in caplog.text
 
@@ -77,7 +78,15 @@ def test_a_refused_search_logs_its_code_and_status(catalog, search_log):
     APIClient().post("/api/search/", {"image": SimpleUploadedFile("notes.txt", b"hello")}, format="multipart")
 
     bad_k, not_a_picture = search_log()
-    assert bad_k == {**bad_k, "kind": "upload", "status": "400", "k": "-", "match": "-", "error": "invalid_k"}
+    assert bad_k == {
+        **bad_k,
+        "kind": "upload",
+        "status": "400",
+        "k": "-",
+        "match": "-",
+        "state": "-",
+        "error": "invalid_k",
+    }
     assert not_a_picture["k"] == "10" and not_a_picture["error"] and not_a_picture["status"] in ("400", "415")
 
 
@@ -89,6 +98,7 @@ def test_more_like_this_is_logged_as_similar(catalog, search_log):
 
     found, missing = search_log()
     assert (found["kind"], found["status"], found["k"], found["error"]) == ("similar", "200", "4", None)
+    assert (found["match"], found["state"]) == ("true", "catalog")
     assert (missing["kind"], missing["status"], missing["error"]) == ("similar", "404", "not_found")
 
 
