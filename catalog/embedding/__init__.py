@@ -1,4 +1,4 @@
-"""Image embeddings: EfficientNet-Lite0's 1280-d pooled features, L2-normalised, for cosine search.
+"""Image embeddings: EfficientNet-Lite0's 1280-d GeM-pooled features, L2-normalised, for cosine search.
 
 Inference runs in ONNX Runtime, on a graph exported from the Keras model (catalog.embedding.lite0) the
 first time it is needed and cached. Importing this package is cheap: the runtime is loaded when an Embedder
@@ -17,9 +17,10 @@ from catalog.imagefile import preprocess
 
 EMBEDDING_DIM = 1280
 MODEL_NAME = "efficientnet-lite0"
-# Names the weights (the .pth's hash prefix) and the preprocessing; change it when either changes, so
-# stored vectors are recognised as stale and the model cache is rebuilt.
-MODEL_VERSION = "imagenet-57934424/v1"
+# Names the weights (the .pth's hash prefix), the preprocessing and the pooling; change it when any of them
+# changes, so stored vectors are recognised as stale (embed_images and the upkeep's reembed make them again)
+# and the model cache is rebuilt. v1: average pooling; v2: GeM with p = 2 (lite0.GEM_POWER).
+MODEL_VERSION = "imagenet-57934424/v2"
 INPUT_SIZE = 224
 NUM_CLASSES = 1000
 DEFAULT_BATCH_SIZE = 32

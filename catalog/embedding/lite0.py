@@ -26,6 +26,13 @@ FEATURES_DIM = 1280
 NUM_CLASSES = 1000
 BN_EPSILON = 1e-3
 
+# The embedding pools the last feature map (7x7x1280) by a generalised mean, (mean of x^p)^(1/p) per
+# channel, rather than the plain average (p = 1) the classifier was trained on. GeM: Radenović, Tolias,
+# Chum, TPAMI 2018. Chosen on caltech101-dev's tuning classes by bench/eval_levers.py (p = 2 over 3); on
+# the never-tuned classes it raised the verdict's AUROC by about +0.009 at every catalog size, each run
+# against the same run with average pooling (README "The image model").
+GEM_POWER = 2.0
+
 # (repeats, kernel, stride, expand ratio, input filters, output filters); Lite0 scales none of them.
 STAGES = (
     (1, 3, 1, 1, 32, 16),
@@ -74,8 +81,25 @@ def _block_specs():
             yield kernel, 1, expand_ratio, filters_out, filters_out
 
 
+@keras.saving.register_keras_serializable(package="revimg")
+class GeneralizedMeanPooling(keras.layers.Layer):
+    """Per channel, (mean over the map's positions of x^power)^(1/power), of a non-negative map (after
+    ReLU6): power 1 is the average pooling; a larger power leans toward each channel's strongest places."""
+
+    def __init__(self, power, **kwargs):
+        super().__init__(**kwargs)
+        self.power = float(power)
+
+    def call(self, maps):
+        return keras.ops.power(keras.ops.mean(keras.ops.power(maps, self.power), axis=(1, 2)), 1 / self.power)
+
+    def get_config(self):
+        return {**super().get_config(), "power": self.power}
+
+
 def build_model() -> keras.Model:
-    """The untrained network: image batch in, (pooled 1280-d features, 1000 logits) out."""
+    """The untrained network: image batch in, (GeM-pooled 1280-d features, 1000 logits) out. The classifier
+    keeps the average pooling its weights were trained on."""
     inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
     x = _conv_bn(inputs, "", "_conv_stem", "_bn0", 32, 3, stride=2)
     x = _relu6(x, "stem_relu6")
@@ -83,8 +107,8 @@ def build_model() -> keras.Model:
         x = _block(x, index, *spec)
     x = _conv_bn(x, "", "_conv_head", "_bn1", FEATURES_DIM, 1)
     x = _relu6(x, "head_relu6")
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = keras.layers.Dense(NUM_CLASSES, name="_fc")(features)
+    features = GeneralizedMeanPooling(GEM_POWER, name="features")(x)
+    logits = keras.layers.Dense(NUM_CLASSES, name="_fc")(keras.layers.GlobalAveragePooling2D(name="pool")(x))
     return keras.Model(inputs, [features, logits], name="efficientnet_lite0")
 
 
