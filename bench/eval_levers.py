@@ -1,11 +1,16 @@
 """Issue 12's retrieval levers on the Lite0 vectors, measured with bench/eval_verdict.py's protocol.
 
-    python -m bench.eval_levers            # tune each lever on the tuning classes, report on the others
-    python -m bench.eval_levers --quick    # fewer tuning runs for the parameter sweep
+    python -m bench.eval_levers --quick    # choose DBA's and alpha-QE's parameters on the tuning classes,
+                                           # then every lever on the never-tuned ones (about 25 minutes)
+    python -m bench.eval_levers --quick --dba 1,1 --qe 1,8   # the same with the parameters chosen
+    python -m bench.eval_levers --rerank   # k-reciprocal re-ranking, tuning classes only
 
-Levers (each alone, then the combination kept):
-- GeM pooling of the last feature map, p in {2, 3} (p = 1 is the average pooling revimg ships);
-  Radenović, Tolias, Chum, TPAMI 2018.
+--quick fits each lever's verdict on 10 tuning runs per catalog size instead of eval_verdict's 20. Set
+OMP_NUM_THREADS=1 on a shared machine: the many small products run faster on one thread.
+
+Levers (each alone; --keep combines some):
+- GeM pooling of the last feature map, p in {2, 3} (p = 1 is the average pooling of model version v1;
+  v2 ships GeM with p = 2, chosen here on the tuning classes); Radenović, Tolias, Chum, TPAMI 2018.
 - Catalog-side flips: a catalog vector is the normalised mean of its picture's and its mirror's
   embedding; queries are not flipped.
 - Database-side augmentation (DBA): each catalog vector replaced by the normalised weighted sum of itself
@@ -13,6 +18,8 @@ Levers (each alone, then the combination kept):
   Gordo et al., IJCV 2017). Recomputed per run from that run's catalog only.
 - Alpha query expansion (alpha-QE): the query replaced by the normalised sum of itself and its n nearest
   catalog vectors weighted by similarity^alpha, then searched again (Radenović et al.).
+- k-reciprocal re-ranking of the top 50 (Zhong et al., CVPR 2017): --rerank, on the tuning classes only,
+  as it lost on them at 1 and 5 pictures per class and costs O(n^2) per catalog.
 
 The photos are run once through a variant of the Keras model that outputs the 7x7x1280 map before pooling,
 and every pooling of the picture and of its mirror is cached in $REVIMG_DATA_DIR/levers/. Exact search in
@@ -254,6 +261,7 @@ class Lever:
         return lists
 
 
+# Model version v1's vectors: every lever is compared with them, run by run.
 BASELINE = Lever("baseline (avg pool)")
 
 
@@ -390,13 +398,14 @@ def sweep(pools, labels, fit_seeds):
     print("Tuning classes: score = right class first at 1/class + mean AUROC at 5, 30, 3-30")
     print("  " + BASELINE.name, end="")
     choose(pools, labels, [BASELINE], fit_seeds)
+    gem = choose(pools, labels, SINGLES[:2], fit_seeds)
     dba = choose(
         pools, labels, [Lever(f"DBA k={k} sim^{p}", dba_k=k, dba_power=p) for k, p in DBA_GRID], fit_seeds
     )
     qe = choose(
         pools, labels, [Lever(f"alpha-QE n={n} alpha={a}", qe_n=n, qe_alpha=a) for n, a in QE_GRID], fit_seeds
     )
-    print(f"chosen: {dba.name}; {qe.name}\n")
+    print(f"chosen: {gem.name}; {dba.name}; {qe.name}\n")
     return dba, qe
 
 
