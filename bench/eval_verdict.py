@@ -165,15 +165,18 @@ def catalog_stats(vectors, labels, run):
     return {int(c): verdict.class_stats(vectors[run.catalog[class_ids == c]]) for c in np.unique(class_ids)}
 
 
-def judge_run(vectors, labels, run, keep_classes):
-    """Judge the queries of run whose class is in keep_classes."""
+def judge_run(vectors, labels, run, keep_classes, neighbours=neighbour_lists):
+    """Judge the queries of run whose class is in keep_classes.
+
+    neighbours(vectors, labels, run): each query's neighbour list (bench/eval_levers.py re-ranks them).
+    """
     keep = np.isin(labels[run.queries], keep_classes)
     run = Run(run.catalog, run.queries[keep], run.in_catalog[keep])
     true_ids = np.unique(labels, return_inverse=True)[1][run.queries]
     stats = catalog_stats(vectors, labels, run)
     names = ("first", "nearest", "confidence", "match", "top", "closeness", "share", "centroid", "tightness")
     columns = {name: [] for name in names}
-    lists = neighbour_lists(vectors, labels, run)
+    lists = neighbours(vectors, labels, run)
     for query, neighbours, true_id in zip(run.queries, lists, true_ids, strict=True):
         result = verdict.judge(neighbours, vectors[query], stats.get)
         similarities = np.array([n.similarity for n in neighbours])

@@ -41,12 +41,12 @@ TEMPERATURE = 0.05
 # a logistic regression fitted, with MATCH_THRESHOLD, by `python -m bench.eval_verdict --fit` on the tuning
 # classes only. Tightness weighs against similarity: a query must come as close to a class as its images
 # usually come to each other.
-WEIGHT_CENTROID = 14.718
-WEIGHT_SHARE = 2.940
-WEIGHT_TIGHTNESS = -8.922
-BIAS = -5.059
+WEIGHT_CENTROID = 19.436
+WEIGHT_SHARE = 2.674
+WEIGHT_TIGHTNESS = -11.514
+BIAS = -6.622
 # match = confidence >= MATCH_THRESHOLD: the cut that best separates in-catalog from out-of-catalog queries.
-MATCH_THRESHOLD = 0.36
+MATCH_THRESHOLD = 0.40
 # state "closest" = not a match, but confidence >= CLOSEST_CONFIDENCE: the best class is a guess worth
 # naming (right about one time in five on the evaluation classes), where below it the neighbours agree on nothing worth a name.
 # Chosen on the tuning classes by `python -m bench.eval_verdict --closest`, which also tried the best
@@ -66,7 +66,7 @@ STATES = {
 # median over the tuning queries' best classes; its centroid similarity becomes the closeness, a rough
 # stand-in that runs 0.05-0.09 lower, so a verdict without statistics errs towards "no match" (the
 # service always passes them).
-TYPICAL_TIGHTNESS = 0.616
+TYPICAL_TIGHTNESS = 0.656
 
 
 @dataclass

@@ -99,9 +99,39 @@ def test_get_embedder_returns_one_shared_instance_named_after_its_weights(photos
     # The version names the weights by their SHA-256 prefix, so other weights make stored vectors stale.
     assert (embedder.name, embedder.version) == (
         "efficientnet-lite0",
-        f"imagenet-{hashlib.sha256(weights).hexdigest()[:8]}/v1",
+        f"imagenet-{hashlib.sha256(weights).hexdigest()[:8]}/v2",
     )
     assert embedder.dim == 1280 == embedder.embed(photos[:1]).shape[1]
+
+
+def test_gem_pooling_is_the_generalised_mean_of_each_channel():
+    from catalog.embedding import _import_keras_builder
+
+    pooling = _import_keras_builder().GeneralizedMeanPooling
+    maps = np.zeros((1, 2, 2, 2), np.float32)
+    maps[0, :, :, 0] = [[1, 1], [1, 3]]  # channel 1 stays all zero
+
+    assert np.asarray(pooling(1)(maps)) == pytest.approx(np.array([[1.5, 0]]))  # the average
+    assert np.asarray(pooling(2)(maps)) == pytest.approx(np.array([[np.sqrt(12 / 4), 0]]))
+    assert np.asarray(pooling(3)(maps)) == pytest.approx(np.array([[(30 / 4) ** (1 / 3), 0]]))
+
+
+def test_the_embedding_pools_the_last_map_by_gem_and_the_classifier_by_its_average(embedder, photos):
+    from catalog.embedding import _import_keras_builder
+    from catalog.imagefile import preprocess
+
+    lite = _import_keras_builder()
+    model = lite.load_or_build(embedder.cache_path)
+    head = lite.keras.Model(model.inputs, model.get_layer("head_relu6").output)
+    batch = np.stack([preprocess(photo) for photo in photos])
+    maps = np.asarray(head(batch), np.float64)
+    features, logits = (np.asarray(output, np.float64) for output in model(batch))
+
+    power = embedder.variant.gem_power
+    assert power == 2
+    assert features == pytest.approx(np.mean(maps**power, axis=(1, 2)) ** (1 / power), rel=1e-4, abs=1e-5)
+    weights, bias = model.get_layer("_fc").get_weights()
+    assert logits == pytest.approx(maps.mean(axis=(1, 2)) @ weights + bias, rel=1e-4, abs=1e-4)
 
 
 def test_chelsea_is_classified_as_a_tiger_cat(embedder, photos):

@@ -95,7 +95,7 @@ def test_confidence_at_the_extremes_is_the_logistic_of_a_tied_vote():
 
         assert result.confidence == pytest.approx(logistic(similarity, 0.5, TYPICAL_TIGHTNESS), rel=1e-9)
         assert [c.score for c in result.classes] == [0.5, 0.5]
-    assert judge(neighbours((1, 1.0), (2, 1.0))).confidence == pytest.approx(0.99643, abs=1e-5)
+    assert judge(neighbours((1, 1.0), (2, 1.0))).confidence == pytest.approx(0.99864, abs=1e-5)
     assert judge(neighbours((1, -1.0), (2, -1.0))).confidence < 1e-10
 
 
@@ -139,7 +139,7 @@ def test_the_cut_can_be_moved_for_the_evaluation():
 
 def test_distant_neighbours_that_agree_on_a_class_give_the_closest_class_not_a_match():
     # Four of five neighbours are of class 3, none close enough for a match.
-    result = judge(neighbours((3, 0.50), (3, 0.49), (8, 0.48), (3, 0.47), (3, 0.46)))
+    result = judge(neighbours((3, 0.58), (3, 0.57), (8, 0.56), (3, 0.55), (3, 0.54)))
 
     assert CLOSEST_CONFIDENCE <= result.confidence < MATCH_THRESHOLD
     assert result.classes[0].class_id == 3

@@ -1,6 +1,7 @@
-"""Image embeddings: EfficientNet-Lite0's 1280-d pooled features, L2-normalised, for cosine search.
+"""Image embeddings: EfficientNet-Lite0's 1280-d GeM-pooled features, L2-normalised, for cosine search.
 
-Other members of the family (catalog.embedding.variants) embed the same way at their own input size.
+Other members of the family (catalog.embedding.variants) embed the same way at their own input size and
+with their own pooling.
 Inference runs in ONNX Runtime, on a graph exported from the Keras model (catalog.embedding.lite) the
 first time it is needed and cached. Importing this package is cheap: the runtime is loaded when an Embedder
 first needs its model, and TensorFlow (seconds to import, about half a gigabyte) only when the ONNX cache

@@ -102,8 +102,25 @@ def _block_specs(variant: LiteVariant):
             yield kernel, 1, expand_ratio, filters_out, filters_out
 
 
+@keras.saving.register_keras_serializable(package="revimg")
+class GeneralizedMeanPooling(keras.layers.Layer):
+    """Per channel, (mean over the map's positions of x^power)^(1/power), of a non-negative map (after
+    ReLU6): power 1 is the average pooling; a larger power leans toward each channel's strongest places."""
+
+    def __init__(self, power, **kwargs):
+        super().__init__(**kwargs)
+        self.power = float(power)
+
+    def call(self, maps):
+        return keras.ops.power(keras.ops.mean(keras.ops.power(maps, self.power), axis=(1, 2)), 1 / self.power)
+
+    def get_config(self):
+        return {**super().get_config(), "power": self.power}
+
+
 def build_model(variant: LiteVariant = LITE0) -> keras.Model:
-    """The untrained network: image batch in, (pooled 1280-d features, 1000 logits) out."""
+    """The untrained network: image batch in, (GeM-pooled 1280-d features, 1000 logits) out. The classifier
+    keeps the average pooling its weights were trained on; the embedding pools with the variant's power."""
     inputs = keras.Input((variant.input_size, variant.input_size, 3), name="image")
     x = _conv_bn(inputs, "", "_conv_stem", "_bn0", STEM_FILTERS, 3, stride=2)
     x = _relu6(x, "stem_relu6")
@@ -111,8 +128,8 @@ def build_model(variant: LiteVariant = LITE0) -> keras.Model:
         x = _block(x, index, *spec)
     x = _conv_bn(x, "", "_conv_head", "_bn1", FEATURES_DIM, 1)
     x = _relu6(x, "head_relu6")
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = keras.layers.Dense(NUM_CLASSES, name="_fc")(features)
+    features = GeneralizedMeanPooling(variant.gem_power, name="features")(x)
+    logits = keras.layers.Dense(NUM_CLASSES, name="_fc")(keras.layers.GlobalAveragePooling2D(name="pool")(x))
     return keras.Model(inputs, [features, logits], name=variant.name.replace("-", "_"))
 
 
