@@ -31,7 +31,8 @@ def catalog_class_ids(limit=None):
 
 
 def run_images(class_ids, per_class=1, retry_failed=False, progress=no_progress):
-    """Plan the images of the classes, then fetch every pending one; returns the RunRecorder."""
+    """Plan the images of the classes, then fetch every pending one, and the spares that stand in for
+    those that prove unusable; returns the RunRecorder."""
     with recorded_run("images", classes=len(class_ids), per_class=per_class) as recorder:
         if retry_failed:
             crawl.retry_failed(class_ids)
@@ -42,23 +43,40 @@ def run_images(class_ids, per_class=1, retry_failed=False, progress=no_progress)
                 recorder.failed(f"class {class_id}", exc)
         source_ids = list(crawl.pending_sources(class_ids).values_list("id", flat=True))
         recorder.set_total(len(source_ids))
-        for source_id in progress(source_ids, "fetch"):
-            _fetch_one(source_id, recorder)
+        label = "fetch"
+        while source_ids:
+            replacements = []
+            for source_id in progress(source_ids, label):
+                replacements += _fetch_one(source_id, recorder)
+            recorder.set_total(recorder.run.total + len(replacements))
+            source_ids, label = replacements, "replace"
     return recorder
 
 
 def _fetch_one(source_id, recorder):
+    """Fetch a planned image, counting its outcome; returns the ids of the spares that stand in for it
+    when it gave its class no picture."""
     try:
         outcome, detail = crawl.fetch_source(source_id)
     except http.TransientHTTPError as exc:
         recorder.failed(f"image source {source_id}", f"{exc} (left to fetch on the next run)")
-        return
+        return []
     if outcome == "created":
         recorder.created()
-    elif outcome == "skipped":
+        return []
+    if outcome == "skipped":
         recorder.skipped()
     else:
         recorder.failed(f"image source {source_id}", detail)
+    return _replacements(source_id, recorder)
+
+
+def _replacements(source_id, recorder):
+    try:
+        return crawl.replacements(source_id)
+    except http.HTTPError as exc:  # asking for more instances failed: the next run tops the class up
+        recorder.failed(f"image source {source_id}", f"no replacement: {exc}")
+        return []
 
 
 def run_embeddings(batch_size=16, progress=no_progress):
