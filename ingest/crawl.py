@@ -5,6 +5,8 @@ can be stopped at any moment and run again: classes are keyed on their QID, plan
 Commons file), stored images on their content hash, and what is done is never asked of Wikimedia again.
 """
 
+from contextlib import contextmanager
+
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -208,39 +210,52 @@ def fetch_source(source_id):
     propagate (the image stays pending for the next run or the task's retry). An image another process is
     fetching at the moment is left to it.
     """
-    with _claimed(source_id) as claimed:
-        if not claimed:
-            return "skipped", "being fetched by another process"
-        return _fetch_claimed(source_id)
+    with claimed_source(source_id) as (source, outcome):
+        return outcome if source is None else store_fetched(source, lambda: download(source))
 
 
 # The first key of the advisory locks that claim planned images (the second is the ImageSource id).
 CLAIM_LOCK_SPACE = 7_304_001
 
 
-def _claimed(source_id):
-    """Claim a planned image for as long as it is fetched, so that two workers never fetch the same one.
+@contextmanager
+def claimed_source(source_id):
+    """Claim a planned image for as long as it is fetched, so that two workers never fetch the same one;
+    yields (the ImageSource, None) when it is this caller's to fetch, else (None, (outcome, detail)).
 
     An advisory lock rather than a status column: the fetch commits more than once, and a worker killed
     mid-fetch leaves no claim behind (ingest.locks).
     """
     # Ids past 2**31 wrap and may share a lock, which only leaves one fetch to a later run.
-    return advisory_lock(CLAIM_LOCK_SPACE, source_id & 0x7FFFFFFF)
+    with advisory_lock(CLAIM_LOCK_SPACE, source_id & 0x7FFFFFFF) as claimed:
+        yield _to_fetch(source_id) if claimed else (None, ("skipped", "being fetched by another process"))
 
 
-def _fetch_claimed(source_id):
+def _to_fetch(source_id):
     source = ImageSource.objects.select_related("wikidata_class").filter(id=source_id).first()
     if source is None or source.status != ImageSource.Status.PENDING:
-        return "skipped", "already handled"
+        return None, ("skipped", "already handled")
     ImageSource.objects.filter(id=source.id).update(attempts=source.attempts + 1)
     # The same file planned for another class, or a run killed after storing it: never fetched twice.
     existing = CatalogImage.objects.filter(commons_file=source.commons_file).first()
     if existing is not None:
         _finish(source, ImageSource.Status.DONE, "", existing)
-        return "skipped", "already in the catalog"
+        return None, ("skipped", "already in the catalog")
+    return source, None
+
+
+def download(source):
+    """(FileInfo, the thumbnail's bytes) of a planned image, from Commons. Network only, no database: a
+    download thread may run it while the caller stores the image before."""
+    info = commons.file_info(source.commons_file)
+    return info, commons.download(info)
+
+
+def store_fetched(source, fetched, embed=False):
+    """Store a claimed planned image from fetched() -> download(source)'s answer, with its vector when
+    embed; returns (outcome, detail) as fetch_source does, and raises its transient errors."""
     try:
-        info = commons.file_info(source.commons_file)
-        data = commons.download(info)
+        info, data = fetched()
         candidate = store.prepare(data, **_metadata(source, info))
     except commons.NotUsable as exc:
         _finish(source, ImageSource.Status.SKIPPED, str(exc))
@@ -254,7 +269,8 @@ def _fetch_claimed(source_id):
     except http.TransientHTTPError as exc:
         ImageSource.objects.filter(id=source.id).update(reason=str(exc)[:1000])
         raise
-    image, created = store.save(source.wikidata_class, candidate, None)
+    vector = store.embed([candidate])[0] if embed else None
+    image, created = store.save(source.wikidata_class, candidate, vector)
     _finish(source, ImageSource.Status.DONE, "", image)
     return ("created" if created else "skipped"), image.id
 

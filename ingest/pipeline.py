@@ -5,6 +5,7 @@ Each function records an IngestRun and keeps going past one item's failure; tran
 item to the next run.
 """
 
+from contextlib import closing
 from pathlib import Path
 
 from catalog.http import crawler as http
@@ -13,6 +14,7 @@ from catalog.progress import no_progress
 
 from . import crawl, local
 from .folder_metadata import NO_METADATA
+from .overlap import AHEAD, fetch_in_order
 from .runs import recorded_run
 
 
@@ -30,9 +32,11 @@ def catalog_class_ids(limit=None):
     return ids[:limit] if limit else ids
 
 
-def run_images(class_ids, per_class=1, retry_failed=False, progress=no_progress):
+def run_images(class_ids, per_class=1, retry_failed=False, progress=no_progress, embed=False, ahead=AHEAD):
     """Plan the images of the classes, then fetch every pending one, and the spares that stand in for
-    those that prove unusable; returns the RunRecorder."""
+    those that prove unusable, embedding each as it is stored when embed; returns the RunRecorder.
+
+    Downloads run up to `ahead` images before the one being stored (ingest.overlap; 0: one at a time)."""
     with recorded_run("images", classes=len(class_ids), per_class=per_class) as recorder:
         if retry_failed:
             crawl.retry_failed(class_ids)
@@ -46,20 +50,19 @@ def run_images(class_ids, per_class=1, retry_failed=False, progress=no_progress)
         label = "fetch"
         while source_ids:
             replacements = []
-            for source_id in progress(source_ids, label):
-                replacements += _fetch_one(source_id, recorder)
+            with closing(fetch_in_order(progress(source_ids, label), embed, ahead)) as fetched:
+                for source_id, outcome, detail in fetched:
+                    replacements += _count(source_id, outcome, detail, recorder)
             recorder.set_total(recorder.run.total + len(replacements))
             source_ids, label = replacements, "replace"
     return recorder
 
 
-def _fetch_one(source_id, recorder):
-    """Fetch a planned image, counting its outcome; returns the ids of the spares that stand in for it
-    when it gave its class no picture."""
-    try:
-        outcome, detail = crawl.fetch_source(source_id)
-    except http.TransientHTTPError as exc:
-        recorder.failed(f"image source {source_id}", f"{exc} (left to fetch on the next run)")
+def _count(source_id, outcome, detail, recorder):
+    """Count a fetch's outcome; returns the ids of the spares that stand in for the image when it gave its
+    class no picture."""
+    if outcome == "pending":
+        recorder.failed(f"image source {source_id}", f"{detail} (left to fetch on the next run)")
         return []
     if outcome == "created":
         recorder.created()
@@ -86,9 +89,10 @@ def run_embeddings(batch_size=16, progress=no_progress):
 
 
 def run_crawl(classes, per_class=1, dump_path=None, refresh=False, embed=True, progress=no_progress):
-    """The whole crawl: classes, images, embeddings; returns the three recorders (embeddings may be None)."""
+    """The whole crawl: classes, images (embedded as they are stored), then the embedding of any image still
+    without a vector; returns the three recorders (embeddings may be None)."""
     ids, class_run = run_classes(classes, dump_path, refresh, progress)
-    image_run = run_images(ids, per_class, progress=progress)
+    image_run = run_images(ids, per_class, progress=progress, embed=embed)
     embed_run = run_embeddings(progress=progress) if embed else None
     return class_run, image_run, embed_run
 

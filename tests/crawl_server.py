@@ -102,8 +102,12 @@ def file_metadata(name, licence):
 
 
 class FakeWikimedia:
-    def __init__(self, httpserver, fixtures):
+    """The stand-in, on one server for every route, or with hosts {route: server} on a server of their own
+    (as each Wikimedia service has its own host, and the crawler its own pace per host)."""
+
+    def __init__(self, httpserver, fixtures, hosts=None):
         self.server = httpserver
+        self.hosts = dict(hosts or {})
         self.fixtures = fixtures
         self.entities = {}
         self.classes = []  # rows for the top-classes query: dicts of item, itemLabel, ...
@@ -117,12 +121,13 @@ class FakeWikimedia:
         self.faults = defaultdict(list)  # route -> [callable returning a Response]
         self.log = []  # (route, params dict, headers dict)
         self.imageinfo = json.loads((fixtures / "wptools" / "imageinfo.json").read_text())
-        httpserver.expect_request(re.compile(".*")).respond_with_handler(self.handle)
+        for server in [httpserver, *self.hosts.values()]:
+            server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
 
     # --- set-up helpers ---
 
     def url(self, path):
-        return self.server.url_for(path)
+        return self.hosts.get(self.route(path), self.server).url_for(path)
 
     def configure(self, settings):
         settings.REVIMG_WIKIDATA_SPARQL_URL = self.url("/sparql")
