@@ -251,9 +251,10 @@ def download(source):
     return info, commons.download(info)
 
 
-def store_fetched(source, fetched, embed=False):
-    """Store a claimed planned image from fetched() -> download(source)'s answer, with its vector when
-    embed; returns (outcome, detail) as fetch_source does, and raises its transient errors."""
+def store_fetched(source, fetched, stored=None):
+    """Store a claimed planned image from fetched() -> download(source)'s answer (without its vector);
+    returns (outcome, detail) as fetch_source does, and raises its transient errors. A new image is handed
+    to stored(image, candidate) too, with its decoded picture (to embed it)."""
     try:
         info, data = fetched()
         candidate = store.prepare(data, **_metadata(source, info))
@@ -269,10 +270,18 @@ def store_fetched(source, fetched, embed=False):
     except http.TransientHTTPError as exc:
         ImageSource.objects.filter(id=source.id).update(reason=str(exc)[:1000])
         raise
-    vector = store.embed([candidate])[0] if embed else None
-    image, created = store.save(source.wikidata_class, candidate, vector)
+    image, created = store.save(source.wikidata_class, candidate, None)
     _finish(source, ImageSource.Status.DONE, "", image)
+    if created and stored is not None:
+        stored(image, candidate)
     return ("created" if created else "skipped"), image.id
+
+
+def save_vectors(embedded):
+    """Save the vectors of (stored image, vector) pairs: the model's answer for images stored before."""
+    for image, vector in embedded:
+        store.set_embedding(image, vector)
+        image.save(update_fields=["embedding", "embedding_model", "embedding_version", "embedded_at"])
 
 
 def _metadata(source, info):

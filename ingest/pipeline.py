@@ -5,6 +5,7 @@ Each function records an IngestRun and keeps going past one item's failure; tran
 item to the next run.
 """
 
+from collections import deque
 from contextlib import closing
 from pathlib import Path
 
@@ -33,29 +34,46 @@ def catalog_class_ids(limit=None):
 
 
 def run_images(class_ids, per_class=1, retry_failed=False, progress=no_progress, embed=False, ahead=AHEAD):
-    """Plan the images of the classes, then fetch every pending one, and the spares that stand in for
-    those that prove unusable, embedding each as it is stored when embed; returns the RunRecorder.
+    """Plan the images of the classes and fetch every pending one, and the spares that stand in for those
+    that prove unusable, embedding each as it is stored when embed; returns the RunRecorder.
 
-    Downloads run up to `ahead` images before the one being stored (ingest.overlap; 0: one at a time)."""
+    Downloads run up to `ahead` images before the one being stored (ingest.overlap; 0: one at a time), and a
+    class is planned when its first image is due, so its requests go out while the images before download."""
     with recorded_run("images", classes=len(class_ids), per_class=per_class) as recorder:
         if retry_failed:
             crawl.retry_failed(class_ids)
-        for class_id in progress(class_ids, "plan"):
-            try:
-                crawl.plan_images(class_id, per_class)
-            except http.HTTPError as exc:  # the class stays unplanned: the next run asks again
-                recorder.failed(f"class {class_id}", exc)
-        source_ids = list(crawl.pending_sources(class_ids).values_list("id", flat=True))
-        recorder.set_total(len(source_ids))
-        label = "fetch"
-        while source_ids:
-            replacements = []
-            with closing(fetch_in_order(progress(source_ids, label), embed, ahead)) as fetched:
+        recorder.set_total(0)
+        replacements = deque()
+        source_ids = _planned_then_pending(class_ids, per_class, replacements, recorder, progress)
+        while source_ids is not None:
+            with closing(fetch_in_order(source_ids, embed, ahead)) as fetched:
                 for source_id, outcome, detail in fetched:
-                    replacements += _count(source_id, outcome, detail, recorder)
-            recorder.set_total(recorder.run.total + len(replacements))
-            source_ids, label = replacements, "replace"
+                    more = _count(source_id, outcome, detail, recorder)
+                    recorder.set_total(recorder.run.total + len(more))
+                    replacements.extend(more)
+            # Spares promoted after the last image was handed out get a round of their own.
+            source_ids = _drain(replacements) if replacements else None
     return recorder
+
+
+def _planned_then_pending(class_ids, per_class, replacements, recorder, progress):
+    """Each class planned in turn, then its images still to fetch; the spares promoted meanwhile first."""
+    for class_id in progress(class_ids, "classes"):
+        try:
+            crawl.plan_images(class_id, per_class)
+        except http.HTTPError as exc:  # the class stays unplanned: the next run asks again
+            recorder.failed(f"class {class_id}", exc)
+        pending = list(crawl.pending_sources([class_id]).values_list("id", flat=True))
+        recorder.set_total(recorder.run.total + len(pending))
+        for source_id in pending:
+            yield from _drain(replacements)
+            yield source_id
+    yield from _drain(replacements)
+
+
+def _drain(ids):
+    while ids:
+        yield ids.popleft()
 
 
 def _count(source_id, outcome, detail, recorder):

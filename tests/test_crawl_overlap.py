@@ -1,6 +1,6 @@
-"""The crawl's images step overlaps the network with the model and the storing (ingest.overlap): the next
-image is claimed and its download under way while the one before is embedded, and a stop in the middle
-leaves nothing claimed, half stored or stored twice."""
+"""The crawl's images step overlaps the network, the storing and the model (ingest.overlap): downloads go on
+while the model works, the images downloaded ahead are claimed first, a stop in the middle leaves nothing
+claimed or stored twice, and a file planned for two classes is downloaded once."""
 
 import time
 
@@ -33,23 +33,23 @@ def planned(wiki):
 
 
 @pytest.mark.slow
-def test_the_next_download_is_under_way_while_an_image_is_embedded(wiki, planned, monkeypatch):
-    seen = []
+def test_downloads_and_storing_go_on_while_the_model_works(wiki, planned, monkeypatch):
+    waited = []
     real_embed = store.embed
 
-    def embed_once_the_next_download_started(candidates):
-        if not seen:  # the first image: its model stage waits for the next image's download
-            following = ImageSource.objects.to_fetch().values_list("id", flat=True)[1]
-            seen.append((wait_until(lambda: len(wiki.requests_to("file")) >= 2), claim_lock_held(following)))
+    def embed_once_every_file_is_downloaded(candidates):
+        if not waited:  # the model's first batch waits until the last file is downloaded
+            waited.append(wait_until(lambda: len(wiki.requests_to("file")) == 5))
         return real_embed(candidates)
 
-    monkeypatch.setattr(store, "embed", embed_once_the_next_download_started)
-    recorder = run_images(planned, per_class=2, embed=True)
+    monkeypatch.setattr(store, "embed", embed_once_every_file_is_downloaded)
+    recorder = run_images(planned, per_class=4, embed=True)
 
-    assert seen == [(True, True)]  # the download went out, under the claim, while the model waited
-    assert recorder.run.created == CatalogImage.objects.count() == 3
-    assert not CatalogImage.objects.filter(embedding__isnull=True).exists()
-    assert len(wiki.requests_to("file")) == 3  # each file downloaded once
+    # More images than are downloaded ahead: downloading went on past them, and storing with it.
+    assert waited == [True]
+    assert recorder.run.created == CatalogImage.objects.count() == 5
+    assert not CatalogImage.objects.filter(embedding__isnull=True).exists()  # each embedded, once stored
+    assert len(wiki.requests_to("file")) == 5  # each file downloaded once
 
 
 def test_a_stop_while_images_are_downloaded_ahead_releases_their_claims(wiki, planned, monkeypatch):
@@ -72,3 +72,15 @@ def test_a_stop_while_images_are_downloaded_ahead_releases_their_claims(wiki, pl
     run_images(planned, per_class=4)
     assert CatalogImage.objects.count() == 5  # Q571's own and 3 of its gallery, Q42's: none twice
     assert not ImageSource.objects.to_fetch().exists()
+
+
+def test_a_file_planned_for_two_classes_is_downloaded_once_though_downloads_run_ahead(wiki):
+    for qid, label in (("Q3947", "house"), ("Q41176", "building")):
+        wiki.add_gallery_class(qid, label, "Casa Batllo.jpg", [])
+    ids, _ = run_classes(2)
+
+    recorder = run_images(ids, per_class=1)
+
+    assert (recorder.run.created, recorder.run.skipped) == (1, 1)
+    assert CatalogImage.objects.count() == 1
+    assert len(wiki.requests_to("commons")) == len(wiki.requests_to("file")) == 1
