@@ -1,9 +1,9 @@
 """Crawl pace: pictures per minute of a whole crawl against the local Wikimedia stand-in, paced as in production,
 beside the limit that pace sets.
 
-The stand-in is tests/crawl_server.py's (captured Wikidata/Commons payloads), each Wikimedia service on a loopback
-address of its own (127.0.0.1-5: query service, Wikidata, Wikipedia, Commons API, file server), so each gets its
-own pace as each real host does. Pictures are caltech101-dev photos resized to --width (default 960: the Commons
+The stand-in is tests/crawl_server.py's (captured Wikidata/Commons payloads), served from a process of its own,
+each Wikimedia service on a loopback address of its own (127.0.0.1-5: query service, Wikidata, Wikipedia,
+Commons API, file server), so each gets its own pace as each real host does. Pictures are caltech101-dev photos resized to --width (default 960: the Commons
 thumbnails a crawl fetches), distinct per file. Each run crawls --classes classes of --per-class pictures into an
 empty catalog, in a database of the bench's own (--db-name, wiped before every run) in REVIMG_DATA_DIR:
 
@@ -22,6 +22,8 @@ as it is stored (what `manage.py crawl` does).
 
 import argparse
 import io
+import logging
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -104,41 +106,84 @@ def timed(stand_in_class):
     return TimedWikimedia
 
 
-def stand_in(stack, args):
-    """The stand-in on its loopback hosts, with classes x per_class pictures to crawl; returns it."""
+def serve_stand_in(args, conn):
+    """In a process of its own (the crawler's process then runs only the crawler, as against Wikimedia): the
+    stand-in on its loopback hosts, with classes x per_class pictures to crawl. Sends the base URLs, then
+    answers "clear" (forget the requests) and "report" (the requests' routes and arrival times) until "stop"."""
     from pytest_httpserver import HTTPServer
 
     from tests.crawl_server import FakeWikimedia
 
-    TimedWikimedia = timed(FakeWikimedia)
-    servers = {}
-    for route, host in [*HOSTS.items(), ("file", FILE_HOST)]:
-        server = HTTPServer(host=host, port=0, threaded=True)
-        server.start()
-        stack.callback(server.stop)
-        servers[route] = server
-    wiki = TimedWikimedia(servers["sparql"], FIXTURES, hosts=servers)
-    photos = iter(pictures(args.dataset, args.classes * args.per_class, args.width))
-    for k in range(args.classes):
-        # Twice as many instances as gallery pictures wanted, as the crawler asks for.
-        names = [f"Class {k} instance {n}.jpg" for n in range(2 * (args.per_class - 1))]
-        wiki.add_gallery_class(f"Q{7000 + k}", f"class {k}", f"Class {k}.jpg", names, 800_000 + 1000 * k)
-        for name in [f"Class {k}.jpg", *names[: args.per_class - 1]]:
-            wiki.file_bytes[name] = next(photos)
-    return wiki
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with ExitStack() as stack:
+        servers = {}
+        for route, host in [*HOSTS.items(), ("file", FILE_HOST)]:
+            server = HTTPServer(host=host, port=0, threaded=True)
+            server.start()
+            stack.callback(server.stop)
+            servers[route] = server
+        wiki = timed(FakeWikimedia)(servers["sparql"], FIXTURES, hosts=servers)
+        photos = iter(pictures(args.dataset, args.classes * args.per_class, args.width))
+        for k in range(args.classes):
+            # Twice as many instances as gallery pictures wanted, as the crawler asks for.
+            names = [f"Class {k} instance {n}.jpg" for n in range(2 * (args.per_class - 1))]
+            wiki.add_gallery_class(f"Q{7000 + k}", f"class {k}", f"Class {k}.jpg", names, 800_000 + 1000 * k)
+            for name in [f"Class {k}.jpg", *names[: args.per_class - 1]]:
+                wiki.file_bytes[name] = next(photos)
+        conn.send({name: wiki.url(path) for name, path in BASE_URLS.items()})
+        for message in iter(conn.recv, "stop"):
+            if message == "clear":
+                wiki.log.clear()
+                wiki.arrivals.clear()
+            else:
+                conn.send((Counter(route for route, _, _ in wiki.log), dict(wiki.arrivals)))
 
 
-def configure(wiki):
-    from django.conf import settings
+# The base URL settings, and the stand-in's path for each.
+BASE_URLS = {
+    "REVIMG_WIKIDATA_SPARQL_URL": "/sparql",
+    "REVIMG_WIKIDATA_API_URL": "/wikidata/api.php",
+    "REVIMG_WIKIPEDIA_API_URL": "/wikipedia/api.php",
+    "REVIMG_COMMONS_API_URL": "/commons/api.php",
+}
 
-    from catalog.http import crawler
 
-    interval = settings.REVIMG_HTTP_MIN_INTERVAL
-    wiki.configure(settings)  # the base URLs; it also sets the quick test pace, undone here
-    settings.REVIMG_HTTP_MIN_INTERVAL = interval
-    settings.REVIMG_REDIS_URL = ""  # each process paces itself (one process here)
-    crawler.reset_session()
-    return interval
+class StandIn:
+    """The crawler's side of the stand-in's process."""
+
+    def __init__(self, stack, args):
+        from django.db import connections
+
+        connections.close_all()  # the child is forked: it must not share this process's connection
+        self.conn, child_end = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("fork").Process(
+            target=serve_stand_in, args=(args, child_end)
+        )
+        self.process.start()
+        stack.callback(self.stop)
+        self.urls = self.conn.recv()
+
+    def configure(self):
+        from django.conf import settings
+
+        from catalog.http import crawler
+
+        for name, url in self.urls.items():
+            setattr(settings, name, url)
+        settings.REVIMG_REDIS_URL = ""  # each process paces itself (one crawling process here)
+        crawler.reset_session()
+        return settings.REVIMG_HTTP_MIN_INTERVAL
+
+    def clear(self):
+        self.conn.send("clear")
+
+    def report(self):
+        self.conn.send("report")
+        return self.conn.recv()
+
+    def stop(self):
+        self.conn.send("stop")
+        self.process.join(30)
 
 
 def wipe(media_root):
@@ -173,8 +218,7 @@ def one_run(wiki, args, interval, mode):
 
     ahead, embed = MODES[mode]
     wipe(settings.MEDIA_ROOT)
-    wiki.log.clear()
-    wiki.arrivals.clear()
+    wiki.clear()
     load = os.getloadavg()[0]
     steps = {}
     started = time.perf_counter()
@@ -185,10 +229,13 @@ def one_run(wiki, args, interval, mode):
     pipeline.run_embeddings()
     total = time.perf_counter() - started
     steps["embeddings"] = total - steps["classes"] - steps["images"]
+    sent, arrivals = wiki.report()  # perf_counter() is the machine's monotonic clock in either process
     # The fetching: from the first picture's request to Commons to the end of the images step.
-    fetching = started + steps["classes"] + steps["images"] - min(wiki.arrivals["commons"])
+    fetching = started + steps["classes"] + steps["images"] - min(arrivals["commons"])
+    # Where the fetching lost time: the gaps between two requests to Commons beyond the pace's interval.
+    commons = sorted(arrivals["commons"])
+    gaps = [later - earlier for earlier, later in zip(commons, commons[1:], strict=False)]
     stored = CatalogImage.objects.filter(embedding__isnull=False).count()
-    sent = Counter(route for route, _, _ in wiki.log)
     # No pace (--interval 0): no limit but the machine's; the ratios then read against nothing.
     limit_s = max(sent.values()) * interval or float("nan")
     fetch_limit_s = sent["commons"] * interval or float("nan")
@@ -205,6 +252,9 @@ def one_run(wiki, args, interval, mode):
         "limit_per_min": stored * 60 / limit_s,
         "fetch_limit_per_min": stored * 60 / fetch_limit_s,
         "sent": dict(sent),
+        "median_gap": statistics.median(gaps),
+        "lost": sum(max(0.0, gap - interval) for gap in gaps),
+        "lost_in_long_gaps": sum(gap - interval for gap in gaps if gap > interval + 0.3),
     }
 
 
@@ -216,7 +266,8 @@ def report(n, run):
         f"({run['limit_per_min']:.0f}/min); images step {run['fetch_per_min']:.0f}/min "
         f"= {run['fetch_per_min'] / run['fetch_limit_per_min']:.2f}x, from its first picture on "
         f"{run['fetching_per_min']:.0f}/min = {run['fetching_per_min'] / run['fetch_limit_per_min']:.2f}x; "
-        f"requests {run['sent']}",
+        f"Commons asked every {run['median_gap']:.3f} s (median), {run['lost']:.1f} s lost beyond the pace, "
+        f"{run['lost_in_long_gaps']:.1f} s of it in gaps 0.3 s longer; requests {run['sent']}",
         flush=True,
     )
 
@@ -224,18 +275,15 @@ def report(n, run):
 def main():
     args = parse_args()
     setup_django(args)
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with ExitStack() as stack:
-        wiki = stand_in(stack, args)
-        interval = configure(wiki)
+        wiki = StandIn(stack, args)
+        interval = wiki.configure()
         print(
             f"{args.classes} classes x {args.per_class} pictures ({args.width} px), "
             f"REVIMG_HTTP_MIN_INTERVAL {interval} s per host",
             flush=True,
         )
-        warm_model(next(iter(wiki.file_bytes.values())))
+        warm_model(pictures(args.dataset, 1, args.width)[0])
         runs = []
         modes = args.modes.split(",")
         for n in range(1, args.runs + 1):
