@@ -255,6 +255,7 @@ def one_run(wiki, args, interval, mode):
         "median_gap": statistics.median(gaps),
         "lost": sum(max(0.0, gap - interval) for gap in gaps),
         "lost_in_long_gaps": sum(gap - interval for gap in gaps if gap > interval + 0.3),
+        "long_gaps": [(n + 1, round(gap, 1)) for n, gap in enumerate(gaps) if gap > interval + 0.3],
     }
 
 
@@ -267,7 +268,8 @@ def report(n, run):
         f"= {run['fetch_per_min'] / run['fetch_limit_per_min']:.2f}x, from its first picture on "
         f"{run['fetching_per_min']:.0f}/min = {run['fetching_per_min'] / run['fetch_limit_per_min']:.2f}x; "
         f"Commons asked every {run['median_gap']:.3f} s (median), {run['lost']:.1f} s lost beyond the pace, "
-        f"{run['lost_in_long_gaps']:.1f} s of it in gaps 0.3 s longer; requests {run['sent']}",
+        f"{run['lost_in_long_gaps']:.1f} s of it in gaps 0.3 s longer (before picture, seconds: "
+        f"{run['long_gaps'][:8]}); requests {run['sent']}",
         flush=True,
     )
 
