@@ -21,7 +21,7 @@ THUMB_WIDTH = 960  # REVIMG_THUMB_WIDTH: the Commons thumbnails fetched
 THUMBNAIL_SIDE = 320  # catalog.store.THUMBNAIL_SIZE: the catalog's own thumbnail
 CLASSES_PER_PAGE = 100  # ingest.wikidata.top_classes(page_size): one SPARQL query per 100 classes
 ENTITIES_PER_REQUEST = 50  # ingest.wikidata.ENTITIES_PER_REQUEST: wbgetentities' limit
-INSTANCES_PER_WANTED = 2  # ingest.crawl._plan_gallery asks for twice the instances it needs
+INSTANCES_PER_WANTED = 2  # ingest.crawl.INSTANCES_PER_WANTED: instances asked per gallery picture wanted
 
 SPARQL = "query.wikidata.org"
 WIKIDATA = "www.wikidata.org"

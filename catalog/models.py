@@ -385,7 +385,7 @@ class CatalogImage(models.Model):
             ),
             # Used by the curation admin's status filter and by searchable().
             models.Index(fields=["status"], name="image_status"),
-            # The crawl's "is this Commons file stored already?" (ingest.crawl._fetch_claimed): its first()
+            # The crawl's "is this Commons file stored already?" (ingest.crawl._to_fetch): its first()
             # (lowest id) is read from this index alone, with no sort.
             models.Index(fields=["commons_file", "id"], name="image_commons_file"),
         ]

@@ -5,7 +5,10 @@ can be stopped at any moment and run again: classes are keyed on their QID, plan
 Commons file), stored images on their content hash, and what is done is never asked of Wikimedia again.
 """
 
+from contextlib import contextmanager
+
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from catalog import refresh, store
@@ -85,27 +88,34 @@ def crawl_classes(limit, dump_path=None, recorder=None, progress=no_progress, as
 # --- Planning which images a class gets ------------------------------------------------------------------
 
 
+# The gallery query asks for this many instances per picture wanted: some share a file, some have only
+# deprecated images, some prove unusable at fetch time; the extra ones are kept as spares.
+INSTANCES_PER_WANTED = 2
+
+
 def plan_images(class_id, per_class=1, ask_again=False):
     """Decide which Commons files stand for a class: its own image (P18, else its article's first real
-    picture), then P18 images of its best-known instances, up to per_class in all. Returns the number of
-    planned images; a class planned before (with as large a gallery) is not asked for again, unless
-    ask_again."""
+    picture), then P18 images of its best-known instances, up to per_class in all; further instances'
+    images are kept as spares (top_up). Returns the number of planned images; a class planned before (with
+    as large a gallery) is not asked for again, unless ask_again."""
     wikidata_class = WikidataClass.objects.filter(id=class_id, qid__isnull=False).first()
     if wikidata_class is None:
         return 0
     state, _ = ClassCrawl.objects.get_or_create(wikidata_class=wikidata_class)
     if state.planned_at and state.per_class >= per_class and not ask_again:
-        return wikidata_class.image_sources.count()
+        return wikidata_class.image_sources.planned().count()
     entity = wikidata.get_entities([wikidata_class.qid]).get(wikidata_class.qid)
     if entity is None:
         return _planned(state, per_class, f"{wikidata_class.qid} is deleted or missing on Wikidata")
     info = wikidata.class_from_entity(entity, wikidata_class.instance_count)
     save_class(info)
     own = _plan_own_image(wikidata_class, info)
-    planned = 1 if own else 0
-    if per_class > planned:
-        planned += _plan_gallery(wikidata_class, per_class - planned, {own})
-    return _planned(state, per_class, "" if planned else "no image found", planned)
+    wanted = per_class - (1 if own else 0)
+    if wanted > 0:
+        _plan_spares(state, wanted * INSTANCES_PER_WANTED, {own})
+    _planned(state, per_class, "")
+    top_up(class_id)
+    return wikidata_class.image_sources.planned().count()
 
 
 def _plan_own_image(wikidata_class, info):
@@ -119,39 +129,75 @@ def _plan_own_image(wikidata_class, info):
     return ""
 
 
-def _plan_gallery(wikidata_class, wanted, planned_names):
-    """Plan P18 images of well-known instances, up to wanted more; returns how many."""
-    # Ask for more instances than wanted: some share a file, some have only deprecated images.
-    qids = wikidata.instances_with_images(wikidata_class.qid, limit=wanted * 2)
+def _plan_spares(state, limit, planned_names, skip=frozenset()):
+    """Ask for up to limit well-known instances with an image and keep each one's P18 image as a spare,
+    best known first (instances in skip are not read again)."""
+    wikidata_class = state.wikidata_class
+    qids = wikidata.instances_with_images(wikidata_class.qid, limit=limit)
+    state.instances_asked, state.more_instances = limit, len(qids) >= limit
+    state.save(update_fields=["instances_asked", "more_instances", "updated_at"])
+    qids = [qid for qid in qids if qid not in skip]
     entities = wikidata.get_entities(qids)
-    added = 0
+    rank = (wikidata_class.image_sources.aggregate(top=Max("rank"))["top"] or 0) + 1
     for qid in qids:
         images = wikidata.best_values(entities.get(qid) or {}, "P18")
-        if not images or images[0] in planned_names:
+        if not images or images[0][:255] in planned_names:
             continue
-        planned_names.add(_add_source(wikidata_class, images[0], Origin.INSTANCE_P18, qid, added + 1))
-        added += 1
-        if added >= wanted:
-            break
-    return added
+        status = ImageSource.Status.SPARE
+        planned_names.add(_add_source(wikidata_class, images[0], Origin.INSTANCE_P18, qid, rank, status))
+        rank += 1
 
 
-def _add_source(wikidata_class, name, origin, detail, rank):
+def top_up(class_id):
+    """Promote spares of a planned class to be fetched, best known first, until its images still to fetch
+    and the pictures it got make per_class; when spares run out, ask for more instances while the query
+    service may know more. Records the reason when the class stays short. Returns the promoted ids."""
+    state = ClassCrawl.objects.select_related("wikidata_class").filter(wikidata_class_id=class_id).first()
+    if state is None or state.planned_at is None:
+        return []
+    promoted, missing = _promote_spares(state)
+    while missing > 0 and state.more_instances and state.instances_asked < wikidata.INSTANCES_SAMPLE:
+        sources = state.wikidata_class.image_sources
+        known = set(sources.filter(origin=Origin.INSTANCE_P18).values_list("origin_detail", flat=True))
+        names = set(sources.values_list("commons_file", flat=True))
+        limit = min(wikidata.INSTANCES_SAMPLE, state.instances_asked + missing * INSTANCES_PER_WANTED)
+        _plan_spares(state, limit, names, skip=known)
+        more, missing = _promote_spares(state)
+        promoted += more
+    got = state.per_class - missing
+    reason = "" if missing <= 0 else "no image found" if got == 0 else f"only {got} usable pictures found"
+    ClassCrawl.objects.filter(id=state.id).exclude(reason=reason).update(reason=reason)
+    return promoted
+
+
+def _promote_spares(state):
+    """Promote as many spares as the class lacks; returns (their ids, how many it still lacks). The class's
+    crawl row is locked meanwhile, so that two workers never promote for the same missing picture."""
+    with transaction.atomic():
+        ClassCrawl.objects.select_for_update().filter(id=state.id).first()
+        sources = ImageSource.objects.filter(wikidata_class_id=state.wikidata_class_id)
+        missing = state.per_class - sources.pictures_counted(state.wikidata_class_id)
+        ids = list(sources.spares().values_list("id", flat=True)[: max(missing, 0)])
+        sources.filter(id__in=ids).update(status=ImageSource.Status.PENDING, updated_at=timezone.now())
+    return ids, missing - len(ids)
+
+
+def _add_source(wikidata_class, name, origin, detail, rank, status=ImageSource.Status.PENDING):
     """Plan a file for a class (once: re-planning finds the same row); returns the file name."""
     ImageSource.objects.get_or_create(
         wikidata_class=wikidata_class,
         commons_file=name[:255],
-        defaults={"origin": origin, "origin_detail": str(detail)[:255], "rank": rank},
+        defaults={"origin": origin, "origin_detail": str(detail)[:255], "rank": rank, "status": status},
     )
     return name[:255]
 
 
-def _planned(state, per_class, reason, planned=0):
+def _planned(state, per_class, reason):
     state.planned_at = timezone.now()
     state.per_class = per_class
     state.reason = reason
     state.save()
-    return planned
+    return 0
 
 
 # --- Fetching files --------------------------------------------------------------------------------------
@@ -164,39 +210,53 @@ def fetch_source(source_id):
     propagate (the image stays pending for the next run or the task's retry). An image another process is
     fetching at the moment is left to it.
     """
-    with _claimed(source_id) as claimed:
-        if not claimed:
-            return "skipped", "being fetched by another process"
-        return _fetch_claimed(source_id)
+    with claimed_source(source_id) as (source, outcome):
+        return outcome if source is None else store_fetched(source, lambda: download(source))
 
 
 # The first key of the advisory locks that claim planned images (the second is the ImageSource id).
 CLAIM_LOCK_SPACE = 7_304_001
 
 
-def _claimed(source_id):
-    """Claim a planned image for as long as it is fetched, so that two workers never fetch the same one.
+@contextmanager
+def claimed_source(source_id):
+    """Claim a planned image for as long as it is fetched, so that two workers never fetch the same one;
+    yields (the ImageSource, None) when it is this caller's to fetch, else (None, (outcome, detail)).
 
     An advisory lock rather than a status column: the fetch commits more than once, and a worker killed
     mid-fetch leaves no claim behind (ingest.locks).
     """
     # Ids past 2**31 wrap and may share a lock, which only leaves one fetch to a later run.
-    return advisory_lock(CLAIM_LOCK_SPACE, source_id & 0x7FFFFFFF)
+    with advisory_lock(CLAIM_LOCK_SPACE, source_id & 0x7FFFFFFF) as claimed:
+        yield _to_fetch(source_id) if claimed else (None, ("skipped", "being fetched by another process"))
 
 
-def _fetch_claimed(source_id):
+def _to_fetch(source_id):
     source = ImageSource.objects.select_related("wikidata_class").filter(id=source_id).first()
     if source is None or source.status != ImageSource.Status.PENDING:
-        return "skipped", "already handled"
+        return None, ("skipped", "already handled")
     ImageSource.objects.filter(id=source.id).update(attempts=source.attempts + 1)
     # The same file planned for another class, or a run killed after storing it: never fetched twice.
     existing = CatalogImage.objects.filter(commons_file=source.commons_file).first()
     if existing is not None:
         _finish(source, ImageSource.Status.DONE, "", existing)
-        return "skipped", "already in the catalog"
+        return None, ("skipped", "already in the catalog")
+    return source, None
+
+
+def download(source):
+    """(FileInfo, the thumbnail's bytes) of a planned image, from Commons. Network only, no database: a
+    download thread may run it while the caller stores the image before."""
+    info = commons.file_info(source.commons_file)
+    return info, commons.download(info)
+
+
+def store_fetched(source, fetched, stored=None):
+    """Store a claimed planned image from fetched() -> download(source)'s answer (without its vector);
+    returns (outcome, detail) as fetch_source does, and raises its transient errors. A new image is handed
+    to stored(image, candidate) too, with its decoded picture (to embed it)."""
     try:
-        info = commons.file_info(source.commons_file)
-        data = commons.download(info)
+        info, data = fetched()
         candidate = store.prepare(data, **_metadata(source, info))
     except commons.NotUsable as exc:
         _finish(source, ImageSource.Status.SKIPPED, str(exc))
@@ -212,7 +272,16 @@ def _fetch_claimed(source_id):
         raise
     image, created = store.save(source.wikidata_class, candidate, None)
     _finish(source, ImageSource.Status.DONE, "", image)
+    if created and stored is not None:
+        stored(image, candidate)
     return ("created" if created else "skipped"), image.id
+
+
+def save_vectors(embedded):
+    """Save the vectors of (stored image, vector) pairs: the model's answer for images stored before."""
+    for image, vector in embedded:
+        store.set_embedding(image, vector)
+        image.save(update_fields=["embedding", "embedding_model", "embedding_version", "embedded_at"])
 
 
 def _metadata(source, info):
@@ -242,6 +311,13 @@ def _finish(source, status, reason, image=None):
                 classes.update(main_image=image)
             else:
                 classes.filter(main_image__isnull=True).update(main_image=image)
+
+
+def replacements(source_id):
+    """The ids of the spares promoted to stand in for a planned image that gave its class no picture of its
+    own (skipped, failed, or a file another class has): none while it is still to fetch."""
+    source = ImageSource.objects.filter(id=source_id).exclude(status=ImageSource.Status.PENDING).first()
+    return top_up(source.wikidata_class_id) if source is not None else []
 
 
 def image_to_embed(source_id):

@@ -16,12 +16,29 @@ class ImageSourceQuerySet(models.QuerySet):
         """Planned images not fetched yet, oldest plan first (failed ones wait for --retry-failed)."""
         return self.filter(status=ImageSource.Status.PENDING).order_by("id")
 
+    def planned(self):
+        """The images planned to be fetched, whatever became of them: spares left out."""
+        return self.exclude(status=ImageSource.Status.SPARE)
+
+    def spares(self):
+        """Spare candidates, best known first: the next one stands in when a planned image proves unusable."""
+        return self.filter(status=ImageSource.Status.SPARE).order_by("rank", "id")
+
+    def pictures_counted(self, class_id):
+        """What counts toward a class's per_class pictures: its images still to fetch, and the distinct
+        pictures of its own its fetched ones gave it (not a file stored for another class, nor the same
+        content twice)."""
+        of_class = self.filter(wikidata_class_id=class_id)
+        fetched = of_class.filter(status=ImageSource.Status.DONE, image__wikidata_class_id=class_id)
+        return of_class.to_fetch().count() + fetched.values("image_id").distinct().count()
+
 
 class ImageSource(models.Model):
     """A Commons file planned as an image of a class, and what became of it."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "To fetch"
+        SPARE = "spare", "Spare (fetched if another proves unusable)"
         DONE = "done", "Fetched"
         SKIPPED = "skipped", "Skipped (non-free, not a photo, gone)"
         FAILED = "failed", "Failed"
@@ -70,6 +87,10 @@ class ClassCrawl(models.Model):
     planned_at = models.DateTimeField(null=True, blank=True)
     per_class = models.PositiveIntegerField(default=0, help_text="Gallery size asked for when planned")
     reason = models.TextField(blank=True, help_text="Why planning found nothing or failed")
+    # The gallery's last question to the query service: how many instances it asked for, and whether the
+    # answer was full (then asking for more may find more pictures when spares run out).
+    instances_asked = models.PositiveIntegerField(default=0)
+    more_instances = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ClassCrawlQuerySet.as_manager()

@@ -4,6 +4,7 @@ import os
 import socket
 from contextlib import contextmanager
 
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from .models import IngestRun
@@ -69,12 +70,22 @@ def recorded_run(kind, **arguments):
     try:
         yield recorder
     except (KeyboardInterrupt, SystemExit):
-        _finish(run, IngestRun.Status.INTERRUPTED, "stopped before the end")
+        _finish_interrupted(run)
         raise
     except BaseException as exc:
         _finish(run, IngestRun.Status.FAILED, f"{type(exc).__name__}: {exc}")
         raise
     _finish(run, IngestRun.Status.DONE, "")
+
+
+def _finish_interrupted(run):
+    try:
+        _finish(run, IngestRun.Status.INTERRUPTED, "stopped before the end")
+    except DatabaseError:
+        # The stop cut a query short and left the connection unusable: say it on a new one (the old one's
+        # advisory locks go with it).
+        connection.close()
+        _finish(run, IngestRun.Status.INTERRUPTED, "stopped before the end")
 
 
 def _finish(run, status, error):

@@ -44,13 +44,17 @@ def plan_class(class_id, per_class=1):
 
 @shared_task(name="ingest.fetch_image", **RETRY)
 def fetch_image(source_id):
-    """Fetch and store one planned image, then have it embedded."""
+    """Fetch and store one planned image, then have it embedded; an unusable one has a spare fetched in
+    its place."""
     outcome, detail = crawl.fetch_source(source_id)
     # Whatever the outcome: this may be the redelivery of a task whose worker was killed after storing the
     # image and before asking for its embedding.
     image_id = crawl.image_to_embed(source_id)
     if image_id is not None:
         transaction.on_commit(lambda: embed_images.delay([image_id]))
+    if outcome != "created":  # unusable, or another class's file: the next spare stands in for it
+        for spare_id in crawl.replacements(source_id):
+            transaction.on_commit(lambda spare_id=spare_id: fetch_image.delay(spare_id))
     return f"{outcome}: {detail}"
 
 

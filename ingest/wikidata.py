@@ -14,6 +14,7 @@ from catalog.http import crawler as http
 ENTITY_PREFIX = "http://www.wikidata.org/entity/"
 FILEPATH_MARKER = "/Special:FilePath/"
 ENTITIES_PER_REQUEST = 50  # wbgetentities' limit for ordinary clients
+INSTANCES_SAMPLE = 2000  # instances with an image the gallery query ranks (INSTANCES_QUERY)
 
 # The classes with the most instances, with what the catalog shows of them. The grouped count runs in a
 # subquery so each page (LIMIT/OFFSET) only asks the label service for its own rows.
@@ -95,7 +96,7 @@ def class_from_row(row):
     )
 
 
-def instances_with_images(qid, limit, sample=2000):
+def instances_with_images(qid, limit, sample=INSTANCES_SAMPLE):
     """QIDs of well-known instances of a class that have an image (P18), best known first."""
     rows = sparql(INSTANCES_QUERY.format(qid=qid, limit=int(limit), sample=int(sample)))
     return [q for q in (qid_from_uri(row.get("item", "")) for row in rows) if q]

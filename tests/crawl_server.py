@@ -102,8 +102,12 @@ def file_metadata(name, licence):
 
 
 class FakeWikimedia:
-    def __init__(self, httpserver, fixtures):
+    """The stand-in, on one server for every route, or with hosts {route: server} on a server of their own
+    (as each Wikimedia service has its own host, and the crawler its own pace per host)."""
+
+    def __init__(self, httpserver, fixtures, hosts=None):
         self.server = httpserver
+        self.hosts = dict(hosts or {})
         self.fixtures = fixtures
         self.entities = {}
         self.classes = []  # rows for the top-classes query: dicts of item, itemLabel, ...
@@ -111,17 +115,19 @@ class FakeWikimedia:
         self.articles = {}  # title -> action=parse document
         self.nonfree = set()
         self.licences = {}  # file name -> a key of LICENCES (default: CC BY-SA 4.0)
-        self.missing_files = set()
+        self.missing_files = set()  # not on Commons: imageinfo answers "missing"
+        self.gone_files = set()  # on Commons, but the file server answers 404 (deleted since, or purged)
         self.file_bytes = {}  # file name -> bytes (default: a picture per name)
         self.faults = defaultdict(list)  # route -> [callable returning a Response]
         self.log = []  # (route, params dict, headers dict)
         self.imageinfo = json.loads((fixtures / "wptools" / "imageinfo.json").read_text())
-        httpserver.expect_request(re.compile(".*")).respond_with_handler(self.handle)
+        for server in [httpserver, *self.hosts.values()]:
+            server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
 
     # --- set-up helpers ---
 
     def url(self, path):
-        return self.server.url_for(path)
+        return self.hosts.get(self.route(path), self.server).url_for(path)
 
     def configure(self, settings):
         settings.REVIMG_WIKIDATA_SPARQL_URL = self.url("/sparql")
@@ -157,6 +163,28 @@ class FakeWikimedia:
         document = json.loads((self.fixtures / path).read_text())
         self.articles[document["parse"]["title"]] = document
 
+    def add_picture_item(self, qid, picture, template="wikibase-sdk/Q2112.json"):
+        """An item as wbgetentities answers it, captured (Bielefeld's by default) and renamed qid, whose one
+        P18 statement names picture."""
+        entity = load_entity(self.fixtures / template)
+        statement = copy.deepcopy(entity["claims"]["P18"][0])
+        statement["mainsnak"]["datavalue"]["value"] = picture
+        statement["id"] = f"{qid}${statement['id'].split('$', 1)[1]}"
+        entity.update(id=qid, title=qid, claims={**entity["claims"], "P18": [statement]})
+        self.entities[qid] = entity
+        return entity
+
+    def add_gallery_class(self, qid, label, own, pictures, first_instance=900_000):
+        """A class with its own P18 picture, and instances best known first, the n-th showing pictures[n]
+        (a name may come twice: two instances sharing a file). Returns the instances' QIDs."""
+        self.add_picture_item(qid, own, template="wikibase-sdk/Q571.json")
+        self.add_class(qid, label, 1000 + len(self.classes), image=own)
+        instances = [f"Q{first_instance + n}" for n in range(len(pictures))]
+        for instance, picture in zip(instances, pictures, strict=True):
+            self.add_picture_item(instance, picture)
+        self.instances[qid] = instances
+        return instances
+
     def fault(self, route, response_factory, times=1):
         self.faults[route].extend([response_factory] * times)
 
@@ -188,7 +216,9 @@ class FakeWikimedia:
         query = params.get("query", "")
         instance_of = re.search(r"wdt:P31 wd:(Q\d+)", query)
         if instance_of:
-            qids = self.instances.get(instance_of.group(1), [])
+            # The service honours the outer LIMIT (the inner one samples the instances it ranks).
+            limit = int(re.search(r"LIMIT (\d+)\s*$", query).group(1))
+            qids = self.instances.get(instance_of.group(1), [])[:limit]
             rows = [
                 {"item": f"http://www.wikidata.org/entity/{q}", "links": 100 - i} for i, q in enumerate(qids)
             ]
@@ -243,12 +273,20 @@ class FakeWikimedia:
 
     def answer_file(self, request, params):
         name = unquote(request.path[len("/files/") :]).replace("_", " ")
+        if name in self.gone_files:
+            return Response(NOT_FOUND_PAGE, status=404, content_type="text/html; charset=utf-8")
         data = self.file_bytes.get(name) or picture_bytes(sum(name.encode()))
         return Response(data, content_type="image/jpeg")
 
     @staticmethod
     def json(document, content_type="application/json"):
         return Response(json.dumps(document), content_type=content_type)
+
+
+# What a file server answers for a file it does not have: a page for people, not an image.
+NOT_FOUND_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>"
+)
 
 
 # --- faults ---

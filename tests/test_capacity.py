@@ -9,7 +9,7 @@ import pytest
 from bench import capacity
 from catalog import store
 from catalog.models import WikidataClass
-from ingest import wikidata
+from ingest import crawl, wikidata
 from ingest.pipeline import run_classes, run_images
 from tests.crawl_server import ADAMS, picture_bytes
 
@@ -83,5 +83,6 @@ def test_the_constants_are_the_settings_and_code_they_name(settings):
     assert capacity.THUMB_WIDTH == settings.REVIMG_THUMB_WIDTH
     assert (capacity.THUMBNAIL_SIDE,) * 2 == store.THUMBNAIL_SIZE
     assert capacity.ENTITIES_PER_REQUEST == wikidata.ENTITIES_PER_REQUEST
+    assert capacity.INSTANCES_PER_WANTED == crawl.INSTANCES_PER_WANTED
     page_size = inspect.signature(wikidata.top_classes).parameters["page_size"].default
     assert page_size == capacity.CLASSES_PER_PAGE

@@ -152,7 +152,9 @@ def test_a_crawl_killed_mid_download_resumes_without_duplicates_or_losses(wiki, 
     killed = start_crawl(env, tmp_path / "killed.log")
     try:
         assert held.holding.wait(DEADLINE_SECONDS), (tmp_path / "killed.log").read_text()
-        assert CatalogImage.objects.count() == STORED_BEFORE_KILL
+        # Downloads run ahead of storing (ingest.overlap): the images before the held one are stored
+        # meanwhile, and no further one, as every later download waits behind the held one.
+        wait_for(lambda: CatalogImage.objects.count() == STORED_BEFORE_KILL)
         # Meanwhile a second worker (this process) is asked for the image being downloaded: it leaves it.
         in_flight = ImageSource.objects.get(commons_file=held.held_file).id
         assert fetch_source(in_flight) == ("skipped", "being fetched by another process")
@@ -209,6 +211,7 @@ def test_a_terminated_crawl_records_its_run_as_interrupted_and_leaves_no_stray_f
     terminated = start_crawl(crawl_env(media), tmp_path / "terminated.log")
     try:
         assert held.holding.wait(DEADLINE_SECONDS), (tmp_path / "terminated.log").read_text()
+        wait_for(lambda: CatalogImage.objects.count() == STORED_BEFORE_KILL)  # as above
         terminated.terminate()  # SIGTERM, as kill, docker stop or systemd send
         terminated.wait(DEADLINE_SECONDS)
     finally:

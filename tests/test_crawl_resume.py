@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from catalog.models import CatalogImage
-from ingest import crawl, tasks
+from ingest import crawl, overlap, tasks
 from ingest.models import ImageSource, IngestRun
 from ingest.pipeline import run_classes, run_images
 from tests.crawl_server import standard_scenario
@@ -46,8 +46,9 @@ def test_a_killed_crawl_resumes_without_duplicates_or_losses(wiki, monkeypatch):
 
     # Q571: own image + 3 from the gallery; Q42: its article's image; the deleted class: nothing.
     assert CatalogImage.objects.count() == 5
-    assert not ImageSource.objects.exclude(status="done").exists()
-    assert len(wiki.requests_to("file")) == 5  # every file downloaded exactly once
+    assert not ImageSource.objects.planned().exclude(status="done").exists()  # spares stay spare
+    # Every file downloaded once, but for those downloaded ahead of the one stopped in (ingest.overlap).
+    assert 5 <= len(wiki.requests_to("file")) <= 5 + overlap.AHEAD
     galleries = [p["query"] for p in wiki.requests_to("sparql") if "wdt:P31 wd:" in p["query"]]
     assert len(galleries) == 2  # Q571 and Q42 planned once each, before the kill; not again after
     assert sorted(IngestRun.objects.values_list("status", flat=True)) == ["done", "done", "interrupted"]
