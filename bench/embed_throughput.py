@@ -42,6 +42,14 @@ def parse_args():
     parser.add_argument("--images", type=int, default=960, help="photos taken evenly across the dataset")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--db-name", default="revimg_embed_bench", help="embedded database for the import")
+    parser.add_argument(
+        "--mode",
+        choices=("import", "store-parts", "index-after"),
+        default="import",
+        help="import: reference, model stage and import_images side by side; store-parts: each part of"
+        " storing a picture timed, before and after; index-after: an import with the HNSW index kept"
+        " against one that builds it after the load",
+    )
     return parser.parse_args()
 
 
@@ -186,6 +194,33 @@ def print_repeat(label, row):
     )
 
 
+def store_parts(args, datas, inputs, embedder):
+    """Each part of storing a picture, before and after the levers, on the photos as they are and enlarged
+    to 960 px (a Commons thumbnail): rounds of every part, medians per round."""
+    from bench import store_parts as parts
+    from catalog import store
+
+    vectors = embedder.embed_batch(inputs)
+    as_they_are = [store.prepare(data) for data in datas]
+    large = [store.prepare(parts.enlarged(data)) for data in datas[: len(datas) // 4]]
+    rounds, threads = [], []
+    for _ in range(args.repeats):
+        small_cpu, bits, sizes = parts.image_parts(as_they_are)
+        large_cpu, large_bits, _ = parts.image_parts(large)
+        row = {f"{name}, dev photo": times for name, times in small_cpu.items()}
+        row.update({f"{name}, 960 px": times for name, times in large_cpu.items()})
+        for with_index in (True, False):
+            row.update(parts.row_parts(as_they_are, vectors, with_index))
+        rounds.append(row)
+        threads.append([parts.threaded_copy(as_they_are, vectors, n) for n in (1, 2)])
+        print(f"round {len(rounds)} done; load average {os.getloadavg()[0]:.2f}", flush=True)
+    parts.print_parts(rounds, bits + large_bits, sizes)
+    for n, index in ((1, 0), (2, 1)):
+        rates = [t[index] for t in threads]
+        print(f"COPY batches from {n} thread(s), without HNSW: {statistics.median(rates):.0f} rows/s", end="")
+        print(f" ({' / '.join(f'{r:.0f}' for r in rates)})")
+
+
 def main():
     args = parse_args()
     media = tempfile.TemporaryDirectory(prefix="embed-bench-media-")
@@ -204,6 +239,10 @@ def main():
     embedder.load()
     session = reference_session(str(embedder.onnx_cache_path))
     print(f"{len(photos)} photos from {args.dataset}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    if args.mode == "store-parts":
+        store_parts(args, datas, inputs, embedder)
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        return
 
     rows = []
     for repeat in range(args.repeats):
