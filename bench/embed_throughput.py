@@ -221,6 +221,28 @@ def store_parts(args, datas, inputs, embedder):
         print(f" ({' / '.join(f'{r:.0f}' for r in rates)})")
 
 
+def index_after(args, folder, count):
+    """import_images of the photos into an empty catalog, with the HNSW index kept during the load against
+    one built after it (the build counted in the time), alternating which goes first."""
+    from django.conf import settings
+
+    rows = []
+    for repeat in range(args.repeats):
+        row = {}
+        for deferred in (False, True) if repeat % 2 == 0 else (True, False):
+            settings.REVIMG_IMPORT_INDEX_AFTER_ROWS = 1 if deferred else 10**9
+            settings.REVIMG_IMPORT_INDEX_AFTER_SHARE = 0.0
+            row[deferred] = import_once(folder, count)
+        print(
+            f"  run {repeat + 1}  index kept {row[False]:6.1f} img/s | built after {row[True]:6.1f} img/s"
+            f" ({row[True] / row[False]:.2f}x); load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        rows.append(row)
+    ratio = statistics.median(row[True] / row[False] for row in rows)
+    print(f"  median  built after / index kept: {ratio:.2f}x")
+
+
 def main():
     args = parse_args()
     media = tempfile.TemporaryDirectory(prefix="embed-bench-media-")
@@ -232,6 +254,12 @@ def main():
 
     photos = pick_photos(args.dataset, args.images)
     folder = link_folder(photos, Path(links.name))
+    if args.mode == "index-after":
+        get_embedder().load()  # start-up excluded, as in the other modes
+        print(f"{len(photos)} photos; load average {os.getloadavg()[0]:.2f}", flush=True)
+        index_after(args, folder, len(photos))
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        return
     datas = [path.read_bytes() for path in photos]
     images = [open_image(data) for data in datas]
     inputs = np.stack([preprocess(image) for image in images])

@@ -104,6 +104,9 @@ def ensure_built(using="default"):
             " set_config('max_parallel_maintenance_workers', %s, false)",
             [settings.REVIMG_INDEX_BUILD_MEMORY, str(settings.REVIMG_INDEX_BUILD_WORKERS)],
         )
+        if connection.in_atomic_block:
+            # A plain build refuses a table with foreign key checks still pending in the transaction.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         try:
             editor.add_index(CatalogImage, embedding_index(), concurrently=not connection.in_atomic_block)
         finally:
