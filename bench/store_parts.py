@@ -56,7 +56,7 @@ def image_parts(candidates):
             "thumbnail before (Lanczos from the whole picture, optimize)": ms_each(
                 lambda c: legacy_thumbnail_bytes(c.image), candidates
             ),
-            "thumbnail after (reduced first, no optimize)": ms_each(lambda c: c.thumbnail_jpeg, fresh),
+            "thumbnail after (reduced first, optimize)": ms_each(lambda c: c.thumbnail_jpeg, fresh),
             "perceptual hash before (from the whole picture)": ms_each(
                 lambda c: phash_hex(c.image), candidates
             ),

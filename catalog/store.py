@@ -216,10 +216,10 @@ def perceptual_hash(image):
 
 
 def jpeg_bytes(image):
-    # No optimize=True: Huffman tables fitted to the picture save about 5% of a thumbnail's bytes for a
-    # second encoding pass.
+    # optimize=True (Huffman tables fitted to the picture) costs a second pass, about 0.1-0.7 ms for a dev
+    # photo's thumbnail, and saves 12.7% of its bytes (14.9 against 17.0 kB), which every results page sends.
     out = io.BytesIO()
-    image.save(out, format="JPEG", quality=85)
+    image.save(out, format="JPEG", quality=85, optimize=True)
     return out.getvalue()
 
 
