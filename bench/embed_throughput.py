@@ -44,12 +44,14 @@ def parse_args():
     parser.add_argument("--db-name", default="revimg_embed_bench", help="embedded database for the import")
     parser.add_argument(
         "--mode",
-        choices=("import", "store-parts", "index-after"),
+        choices=("import", "store-parts", "index-after", "index-rows"),
         default="import",
         help="import: reference, model stage and import_images side by side; store-parts: each part of"
         " storing a picture timed, before and after; index-after: an import with the HNSW index kept"
-        " against one that builds it after the load",
+        " against one that builds it after the load; index-rows: the same for the rows alone (COPY batches"
+        " of dev-set vectors grown to --rows, no files, no model)",
     )
+    parser.add_argument("--rows", type=int, default=30_000, help="catalog size for --mode index-rows")
     return parser.parse_args()
 
 
@@ -243,6 +245,28 @@ def index_after(args, folder, count):
     print(f"  median  built after / index kept: {ratio:.2f}x")
 
 
+def index_rows(args):
+    """Rows alone: an empty catalog loaded with --rows rows, the index kept against built after."""
+    from django.conf import settings
+
+    from bench import scale_vectors
+    from bench import store_parts as parts
+
+    cache = Path(settings.REVIMG_DATA_DIR) / "bench" / "caltech101-dev-embeddings.npz"
+    real, labels, _ = scale_vectors.real_embeddings(cache, args.dataset)
+    vectors = np.concatenate([chunk for _, chunk in scale_vectors.grow(real, labels, args.rows)])
+    print(f"{len(vectors)} rows; load average {os.getloadavg()[0]:.2f}", flush=True)
+    for repeat in range(args.repeats):
+        for deferred in (False, True) if repeat % 2 == 0 else (True, False):
+            loaded, build, search_ms = parts.load_rows(vectors, deferred, real[0])
+            how = "built after" if deferred else "index kept "
+            line = f"  run {repeat + 1}  {how}: load {loaded:6.1f} s + build {build:5.1f} s"
+            line += f" = {loaded + build:6.1f} s ({len(vectors) / (loaded + build):5.0f} rows/s)"
+            if search_ms is not None:
+                line += f"; exact search midway {search_ms:.0f} ms"
+            print(f"{line}; load average {os.getloadavg()[0]:.2f}", flush=True)
+
+
 def main():
     args = parse_args()
     media = tempfile.TemporaryDirectory(prefix="embed-bench-media-")
@@ -252,6 +276,9 @@ def main():
     from catalog.embedding import get_embedder
     from catalog.imagefile import open_image, preprocess
 
+    if args.mode == "index-rows":
+        index_rows(args)
+        return
     photos = pick_photos(args.dataset, args.images)
     folder = link_folder(photos, Path(links.name))
     if args.mode == "index-after":

@@ -17,6 +17,8 @@ from .models import CatalogImage
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "image_embedding_hnsw"
+# The advisory lock two loads ending together take, so one builds the index and the other finds it built.
+BUILD_LOCK = 1_326_013
 
 
 def embedding_index():
@@ -25,7 +27,7 @@ def embedding_index():
 
 
 def index_state(using="default"):
-    """ "valid", "invalid" (a build that did not finish) or "missing"."""
+    """Whether the index is "valid", "invalid" (a build that did not finish) or "missing"."""
     with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
@@ -91,12 +93,26 @@ def drop(using="default"):
 def ensure_built(using="default"):
     """Build the index unless a valid one exists; searches and loads go on meanwhile (CONCURRENTLY),
     except inside a transaction (tests), where a plain build is the only one possible."""
-    state = index_state(using)
-    if state == "valid":
-        return
-    if state == "invalid":
-        drop(using)
-    connection = connections[using]
+    with _build_lock(using):
+        state = index_state(using)
+        if state == "valid":
+            return
+        if state == "invalid":
+            drop(using)
+        _build(connections[using])
+
+
+@contextmanager
+def _build_lock(using):
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [BUILD_LOCK])
+        try:
+            yield
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [BUILD_LOCK])
+
+
+def _build(connection):
     with connection.schema_editor(atomic=False) as editor, connection.cursor() as cursor:
         # Session settings: a concurrent build runs in transactions of its own, so SET LOCAL would not last.
         cursor.execute(

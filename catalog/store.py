@@ -198,14 +198,15 @@ def thumbnail_bytes(image):
 
 def thumbnail_of(image):
     """image fitted into THUMBNAIL_SIZE (never enlarged). Lanczos, from a copy first box-reduced by a whole
-    factor to no less than twice the thumbnail's size (reducing_gap): the same look at a fraction of the
-    cost of Lanczos over every pixel of a large picture."""
+    factor to no less than 1.5 times the thumbnail's size (reducing_gap): for a 960 px picture that halves
+    the cost (Lanczos over every pixel took 10-13 ms) for a mean difference of 1 in 255 per pixel; 2.0
+    would not reduce a 960 px picture at all."""
     width, height = image.size
     scale = min(1.0, THUMBNAIL_SIZE[0] / width, THUMBNAIL_SIZE[1] / height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if size == image.size:
         return image
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=1.5)
 
 
 def perceptual_hash(image):
