@@ -14,6 +14,14 @@ medians are printed last. Agreement: the largest cosine distance between our vec
 
     REVIMG_DATA_DIR=/work/var-me python bench/embed_throughput.py [--images 960] [--repeats 3]
 
+Other modes (--mode), for the store's levers (issue 13):
+- store-parts: each part of storing a picture timed on its own, before and after (thumbnail, perceptual
+  hash and the bits it moved, existence check, file writes, a row per commit against COPY batches, each
+  with and without the HNSW index, COPY from one and two threads);
+- index-after: import_images into an empty catalog with the HNSW index kept against built after the load;
+- index-rows: the same for the rows alone, --rows of them (dev-set vectors grown by bench/scale_vectors.py),
+  with an exact search timed midway while the index is absent.
+
 The model cache in REVIMG_DATA_DIR/models is reused; the catalog there is not touched (the bench imports
 into the database named by --db-name and a temporary media folder).
 """
