@@ -14,6 +14,14 @@ medians are printed last. Agreement: the largest cosine distance between our vec
 
     REVIMG_DATA_DIR=/work/var-me python bench/embed_throughput.py [--images 960] [--repeats 3]
 
+Other modes (--mode), for the store's levers (issue 13):
+- store-parts: each part of storing a picture timed on its own, before and after (thumbnail, perceptual
+  hash and the bits it moved, existence check, file writes, a row per commit against COPY batches, each
+  with and without the HNSW index, COPY from one and two threads);
+- index-after: import_images into an empty catalog with the HNSW index kept against built after the load;
+- index-rows: the same for the rows alone, --rows of them (dev-set vectors grown by bench/scale_vectors.py),
+  with an exact search timed midway while the index is absent.
+
 The model cache in REVIMG_DATA_DIR/models is reused; the catalog there is not touched (the bench imports
 into the database named by --db-name and a temporary media folder).
 """
@@ -42,6 +50,16 @@ def parse_args():
     parser.add_argument("--images", type=int, default=960, help="photos taken evenly across the dataset")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--db-name", default="revimg_embed_bench", help="embedded database for the import")
+    parser.add_argument(
+        "--mode",
+        choices=("import", "store-parts", "index-after", "index-rows"),
+        default="import",
+        help="import: reference, model stage and import_images side by side; store-parts: each part of"
+        " storing a picture timed, before and after; index-after: an import with the HNSW index kept"
+        " against one that builds it after the load; index-rows: the same for the rows alone (COPY batches"
+        " of dev-set vectors grown to --rows, no files, no model)",
+    )
+    parser.add_argument("--rows", type=int, default=30_000, help="catalog size for --mode index-rows")
     return parser.parse_args()
 
 
@@ -186,6 +204,77 @@ def print_repeat(label, row):
     )
 
 
+def store_parts(args, datas, inputs, embedder):
+    """Each part of storing a picture, before and after the levers, on the photos as they are and enlarged
+    to 960 px (a Commons thumbnail): rounds of every part, medians per round."""
+    from bench import store_parts as parts
+    from catalog import store
+
+    vectors = embedder.embed_batch(inputs)
+    as_they_are = [store.prepare(data) for data in datas]
+    large = [store.prepare(parts.enlarged(data)) for data in datas[: len(datas) // 4]]
+    rounds, threads = [], []
+    for _ in range(args.repeats):
+        small_cpu, bits, sizes = parts.image_parts(as_they_are)
+        large_cpu, large_bits, _ = parts.image_parts(large)
+        row = {f"{name}, dev photo": times for name, times in small_cpu.items()}
+        row.update({f"{name}, 960 px": times for name, times in large_cpu.items()})
+        for with_index in (True, False):
+            row.update(parts.row_parts(as_they_are, vectors, with_index))
+        rounds.append(row)
+        threads.append([parts.threaded_copy(as_they_are, vectors, n) for n in (1, 2)])
+        print(f"round {len(rounds)} done; load average {os.getloadavg()[0]:.2f}", flush=True)
+    parts.print_parts(rounds, bits + large_bits, sizes)
+    for n, index in ((1, 0), (2, 1)):
+        rates = [t[index] for t in threads]
+        print(f"COPY batches from {n} thread(s), without HNSW: {statistics.median(rates):.0f} rows/s", end="")
+        print(f" ({' / '.join(f'{r:.0f}' for r in rates)})")
+
+
+def index_after(args, folder, count):
+    """import_images of the photos into an empty catalog, with the HNSW index kept during the load against
+    one built after it (the build counted in the time), alternating which goes first."""
+    from django.conf import settings
+
+    rows = []
+    for repeat in range(args.repeats):
+        row = {}
+        for deferred in (False, True) if repeat % 2 == 0 else (True, False):
+            settings.REVIMG_IMPORT_INDEX_AFTER_ROWS = 1 if deferred else 10**9
+            settings.REVIMG_IMPORT_INDEX_AFTER_SHARE = 0.0
+            row[deferred] = import_once(folder, count)
+        print(
+            f"  run {repeat + 1}  index kept {row[False]:6.1f} img/s | built after {row[True]:6.1f} img/s"
+            f" ({row[True] / row[False]:.2f}x); load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        rows.append(row)
+    ratio = statistics.median(row[True] / row[False] for row in rows)
+    print(f"  median  built after / index kept: {ratio:.2f}x")
+
+
+def index_rows(args):
+    """Rows alone: an empty catalog loaded with --rows rows, the index kept against built after."""
+    from django.conf import settings
+
+    from bench import scale_vectors
+    from bench import store_parts as parts
+
+    cache = Path(settings.REVIMG_DATA_DIR) / "bench" / "caltech101-dev-embeddings.npz"
+    real, labels, _ = scale_vectors.real_embeddings(cache, args.dataset)
+    vectors = np.concatenate([chunk for _, chunk in scale_vectors.grow(real, labels, args.rows)])
+    print(f"{len(vectors)} rows; load average {os.getloadavg()[0]:.2f}", flush=True)
+    for repeat in range(args.repeats):
+        for deferred in (False, True) if repeat % 2 == 0 else (True, False):
+            loaded, build, search_ms = parts.load_rows(vectors, deferred, real[0])
+            how = "built after" if deferred else "index kept "
+            line = f"  run {repeat + 1}  {how}: load {loaded:6.1f} s + build {build:5.1f} s"
+            line += f" = {loaded + build:6.1f} s ({len(vectors) / (loaded + build):5.0f} rows/s)"
+            if search_ms is not None:
+                line += f"; exact search midway {search_ms:.0f} ms"
+            print(f"{line}; load average {os.getloadavg()[0]:.2f}", flush=True)
+
+
 def main():
     args = parse_args()
     media = tempfile.TemporaryDirectory(prefix="embed-bench-media-")
@@ -195,8 +284,17 @@ def main():
     from catalog.embedding import get_embedder
     from catalog.imagefile import open_image, preprocess
 
+    if args.mode == "index-rows":
+        index_rows(args)
+        return
     photos = pick_photos(args.dataset, args.images)
     folder = link_folder(photos, Path(links.name))
+    if args.mode == "index-after":
+        get_embedder().load()  # start-up excluded, as in the other modes
+        print(f"{len(photos)} photos; load average {os.getloadavg()[0]:.2f}", flush=True)
+        index_after(args, folder, len(photos))
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        return
     datas = [path.read_bytes() for path in photos]
     images = [open_image(data) for data in datas]
     inputs = np.stack([preprocess(image) for image in images])
@@ -204,6 +302,10 @@ def main():
     embedder.load()
     session = reference_session(str(embedder.onnx_cache_path))
     print(f"{len(photos)} photos from {args.dataset}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    if args.mode == "store-parts":
+        store_parts(args, datas, inputs, embedder)
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        return
 
     rows = []
     for repeat in range(args.repeats):

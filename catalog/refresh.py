@@ -15,7 +15,6 @@ from .errors import Refusal
 from .http import untrusted
 from .imagefile import ImageError, open_image
 from .models import CatalogImage
-from .phash import phash_hex
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def reembed(ids, batch_size=32):
         vectors = store.get_embedder().embed([picture for _, picture in decoded])
         for (image, picture), vector in zip(decoded, vectors, strict=True):
             store.set_embedding(image, vector)
-            image.phash = image.phash or phash_hex(picture)
+            image.phash = image.phash or store.perceptual_hash(picture)
             image.save(
                 update_fields=["embedding", "embedding_model", "embedding_version", "embedded_at", "phash"]
             )
@@ -94,7 +93,7 @@ def replace_content(image, candidate, vector):
     """Point image at new content: new files, hash, size, perceptual hash and vector, in one commit."""
     old_names = [image.file.name, image.thumbnail.name]
     image.sha256 = candidate.sha256
-    image.phash = phash_hex(candidate.image)
+    image.phash = candidate.phash
     store.set_embedding(image, vector)
     with transaction.atomic():
         store.write_files(image, candidate)

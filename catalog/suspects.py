@@ -35,8 +35,8 @@ from .models import (
     searchable_q,
     searchable_sql,
 )
-from .phash import phash_hex
 from .progress import no_progress
+from .store import perceptual_hash
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def backfill_phashes(queryset=None, progress=no_progress):
     for image in progress(rows):
         try:
             with image.file.open("rb") as f:
-                value = phash_hex(open_image(f.read()))
+                value = perceptual_hash(open_image(f.read()))
         except (OSError, ImageError) as exc:
             log.warning("phash of image %s: %s", image.pk, exc)
             failed += 1

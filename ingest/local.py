@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from django.db import transaction
 
-from catalog import classstats, store
+from catalog import classstats, hnswbuild, store
 from catalog.embedding import INPUT_SIZE, get_embedder
 from catalog.imagefile import ImageError, preprocess
 from catalog.models import CatalogImage, WikidataClass
@@ -29,6 +29,9 @@ class ImportSummary:
     licensed: int = 0  # skipped ones stored earlier without a licence, given the folder's now
     failed: int = 0
     failures: list = field(default_factory=list)  # (path, reason)
+
+    def seen(self):
+        return self.created + self.skipped + self.failed
 
     def fail(self, path, reason):
         self.failed += 1
@@ -62,15 +65,21 @@ def import_folder(root, metadata=NO_METADATA, progress=no_progress):
     nothing twice, but gives metadata's licence to the pictures stored earlier without one. Returns an
     ImportSummary.
 
-    Three stages overlap: threads decode and preprocess the next batch (Pillow releases the GIL), one
-    thread runs the model on the batch before it (ONNX Runtime releases it too), and this thread stores the
-    batch before that, so the database connection stays in the thread that owns it.
+    Three stages overlap: threads decode and preprocess the next batch and make its thumbnails and
+    perceptual hashes (Pillow releases the GIL), one thread runs the model on the batch before it (ONNX
+    Runtime releases it too), and this thread stores the batch before that, its rows in one COPY and one
+    commit, so the database connection stays in the thread that owns it. A large import into a smaller
+    catalog builds the HNSW index once at the end (catalog.hnswbuild).
     """
     summary = ImportSummary()
     files = list(image_files(root))
     classes = {}  # label -> the class row, once one of its images is stored
     embedder = get_embedder()
-    with ThreadPoolExecutor(DECODE_THREADS) as decoders, ThreadPoolExecutor(1) as model:
+    with (
+        hnswbuild.loading(len(files)) as load,
+        ThreadPoolExecutor(DECODE_THREADS) as decoders,
+        ThreadPoolExecutor(1) as model,
+    ):
         pending = None
         for chunk in _chunks(progress(files), BATCH_SIZE):
             fresh = _unseen(_read_all(chunk, summary), metadata, summary)
@@ -78,6 +87,7 @@ def import_folder(root, metadata=NO_METADATA, progress=no_progress):
             batch = [item for item in prepared if _kept(item, summary)]
             vectors = model.submit(embedder.embed_batch, _inputs(batch))
             _store_batch(pending, classes, summary)
+            load.progress(summary.created, summary.seen())
             pending = (batch, vectors)
         _store_batch(pending, classes, summary)
     # Searches find the classes' statistics ready instead of computing them on first use.
@@ -136,7 +146,8 @@ def _unseen(files, metadata, summary):
 
 
 def _prepare(file, metadata):
-    """Decode and preprocess one file (in a decoding thread): (file, candidate, model input) or (file, error)."""
+    """Decode and preprocess one file (in a decoding thread): (file, candidate, model input) or (file, error).
+    The thumbnail and perceptual hash are made here too, off the storing thread."""
     try:
         candidate = store.prepare(
             file.data,
@@ -146,6 +157,7 @@ def _prepare(file, metadata):
         )
     except ImageError as exc:
         return file, exc
+    candidate.make_derived()
     return file, candidate, preprocess(candidate.image, INPUT_SIZE)
 
 
@@ -163,14 +175,51 @@ def _inputs(batch):
 
 
 def _store_batch(pending, classes, summary):
+    """Store a batch in one transaction; if any of it fails, store it again one picture at a time, so a
+    failing picture costs no other (and the error of the one that fails is raised, as before)."""
     if pending is None:
         return
     batch, vectors = pending
-    for (file, candidate, _), vector in zip(batch, vectors.result(), strict=True):
-        if _store(file, candidate, vector, classes):
-            summary.created += 1
-        else:
+    entries = _new_entries(list(zip(batch, vectors.result(), strict=True)), summary)
+    try:
+        with transaction.atomic():
+            class_of = {file.label: _class_of(file.label, classes) for (file, _, _), _ in entries}
+            store.save_batch(
+                [(class_of[file.label], candidate, vector) for (file, candidate, _), vector in entries]
+            )
+    except Exception:
+        for (file, candidate, _), vector in entries:
+            if _store(file, candidate, vector, classes):
+                summary.created += 1
+            else:
+                summary.skipped += 1
+        return
+    classes.update(class_of)
+    summary.created += len(entries)
+
+
+def _new_entries(entries, summary):
+    """entries without the content stored since the batch was read (by the batch before it) and without
+    a second copy of one content within the batch; those count as skipped."""
+    known = set(
+        CatalogImage.objects.filter(sha256__in=[file.sha256 for (file, _, _), _ in entries]).values_list(
+            "sha256", flat=True
+        )
+    )
+    kept = []
+    for entry in entries:
+        sha256 = entry[0][0].sha256
+        if sha256 in known:
             summary.skipped += 1
+        else:
+            known.add(sha256)
+            kept.append(entry)
+    return kept
+
+
+def _class_of(label, classes):
+    """The class of label's folder; made now (in the caller's transaction) if none of its images is stored."""
+    return classes.get(label) or local_class(label)[0]
 
 
 def _store(file, candidate, vector, classes):

@@ -5,10 +5,13 @@ import io
 import json
 import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
+from django.core.files.storage import FileSystemStorage
 from django.core.management import CommandError, call_command
+from django.db import connection
 from PIL import Image
 
 from catalog import classstats, store
@@ -87,10 +90,15 @@ def test_running_again_imports_nothing_twice(folder):
 
 
 def test_a_failure_while_storing_leaves_no_row_and_no_file(folder, monkeypatch, settings):
-    def disk_full(_image):
-        raise OSError(28, "No space left on device")
+    write = FileSystemStorage._save
 
-    monkeypatch.setattr(store, "thumbnail_bytes", disk_full)
+    def disk_full_at_thumbnails(storage, name, content):
+        # The picture's own file is written first, so the test sees it removed again.
+        if name.startswith("thumbs/"):
+            raise OSError(28, "No space left on device")
+        return write(storage, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", disk_full_at_thumbnails)
     with pytest.raises(CommandError, match="No space left on device"):
         run_import(folder)
 
@@ -308,3 +316,35 @@ def test_an_import_is_recorded_as_a_run_with_its_counts_failures_and_metadata(fo
     assert sorted(os.path.basename(path) for path, _ in run.failures) == ["broken.jpg", "notes.txt"]
     assert run.summary == "4 created, 0 skipped (already in the catalog), 2 failed"
     assert run.finished_at is not None
+
+
+@pytest.mark.django_db(transaction=True)  # another connection stores the picture: committed data only
+def test_a_picture_another_process_stored_meanwhile_costs_its_batch_nothing(folder, monkeypatch, settings):
+    save_batch = store.save_batch
+
+    def another_process_first(entries):
+        # Between the batch's existence check and its COPY, the second picture lands from elsewhere.
+        _, candidate, vector = entries[1]
+        elsewhere = threading.Thread(target=store_elsewhere, args=(candidate, vector))
+        elsewhere.start()
+        elsewhere.join()
+        return save_batch(entries)
+
+    monkeypatch.setattr(store, "save_batch", another_process_first)
+    out, _ = run_import(folder)
+
+    assert "3 created, 1 skipped (already in the catalog), 2 failed" in out
+    assert CatalogImage.objects.filter(wikidata_class__label__endswith="things").count() == 3
+    assert CatalogImage.objects.filter(wikidata_class__label="elsewhere").count() == 1
+    stored = {
+        name for image in CatalogImage.objects.all() for name in (image.file.name, image.thumbnail.name)
+    }
+    on_disk = {str(p.relative_to(settings.MEDIA_ROOT)) for p in settings.MEDIA_ROOT.rglob("*") if p.is_file()}
+    assert on_disk == stored
+
+
+def store_elsewhere(candidate, vector):
+    try:
+        store.save(WikidataClass.objects.create(label="elsewhere"), candidate, vector)
+    finally:
+        connection.close()
