@@ -58,7 +58,7 @@ def results_of_a_match(page, url, tmp_path):
 
 
 def results_of_the_closest_class(page, url, tmp_path):
-    search_the_coffee(page, url, tmp_path, similarity=0.525, state="closest")
+    search_the_coffee(page, url, tmp_path, similarity=0.6, state="closest")
 
 
 def more_like_a_catalog_picture(page, url, tmp_path):

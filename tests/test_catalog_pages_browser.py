@@ -11,6 +11,7 @@ from django.core.cache import cache
 
 from tests import test_search_page_browser as search_page_browser
 from tests.catalog_factories import make_image
+from tests.pagewait import wait_until_true
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -42,7 +43,7 @@ def open_page(browser, settings):
 
 
 def shoot(page, tmp_path, name):
-    page.wait_for_function("[...document.images].every(img => img.complete)")
+    wait_until_true(page, "[...document.images].every(img => img.complete)")
     path = tmp_path / f"{name}-{page.viewport_size['width']}.png"
     page.screenshot(path=path, full_page=True)
     print(f"screenshot: {path}")

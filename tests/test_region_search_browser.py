@@ -12,6 +12,7 @@ from PIL import Image
 from skimage import data as skimage_data
 
 from tests.catalog_factories import make_catalog
+from tests.pagewait import wait_until_true
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -58,7 +59,7 @@ def uploaded(page, live_server):
     page.set_input_files("#image-input", cat_jpeg())
     page.wait_for_selector("#answer")
     # Boxes are drawn on the picture as laid out: wait until it has its size.
-    page.wait_for_function("document.getElementById('query-img').complete")
+    wait_until_true(page, "document.getElementById('query-img').complete")
     return page
 
 
