@@ -20,7 +20,6 @@ HTTP_MIN_INTERVAL_S = 0.2  # REVIMG_HTTP_MIN_INTERVAL: one request per host per 
 THUMB_WIDTH = 960  # REVIMG_THUMB_WIDTH: the Commons thumbnails fetched
 THUMBNAIL_SIDE = 320  # catalog.store.THUMBNAIL_SIZE: the catalog's own thumbnail
 CLASSES_PER_PAGE = 100  # ingest.wikidata.top_classes(page_size): one SPARQL query per 100 classes
-ENTITIES_PER_REQUEST = 50  # ingest.wikidata.ENTITIES_PER_REQUEST: wbgetentities' limit
 INSTANCES_PER_WANTED = 2  # ingest.crawl.INSTANCES_PER_WANTED: instances asked per gallery picture wanted
 
 SPARQL = "query.wikidata.org"
@@ -68,14 +67,14 @@ class Measured:
 def crawl_requests(classes, per_class, from_dump=False, article_share=0.0):
     """Requests per host for a crawl of classes x per_class pictures, each class assumed to find its own
     picture and a full gallery. article_share: the share of classes without a P18 image, whose English
-    Wikipedia article is read for their own picture.
+    Wikipedia article is read for their own picture. The gallery query names each instance's picture; an
+    instance with several best-ranked pictures, read from Wikidata (50 a request), is assumed rare.
     """
     wanted = per_class - 1  # gallery pictures per class, besides its own
-    gallery_entities = math.ceil(INSTANCES_PER_WANTED * wanted / ENTITIES_PER_REQUEST)
     pictures = classes * per_class
     return {
         SPARQL: (0 if from_dump else math.ceil(classes / CLASSES_PER_PAGE)) + (classes if wanted else 0),
-        WIKIDATA: classes * (1 + gallery_entities),
+        WIKIDATA: classes,  # the class itself: label, description, article, image, revision
         WIKIPEDIA: round(classes * article_share),
         COMMONS: pictures,  # imageinfo: licence, credit and the thumbnail's address
         UPLOAD: pictures,  # the thumbnail itself

@@ -133,18 +133,16 @@ def _plan_spares(state, limit, planned_names, skip=frozenset()):
     """Ask for up to limit well-known instances with an image and keep each one's P18 image as a spare,
     best known first (instances in skip are not read again)."""
     wikidata_class = state.wikidata_class
-    qids = wikidata.instances_with_images(wikidata_class.qid, limit=limit)
-    state.instances_asked, state.more_instances = limit, len(qids) >= limit
+    instances = wikidata.instances_with_images(wikidata_class.qid, limit=limit)
+    state.instances_asked, state.more_instances = limit, len(instances) >= limit
     state.save(update_fields=["instances_asked", "more_instances", "updated_at"])
-    qids = [qid for qid in qids if qid not in skip]
-    entities = wikidata.get_entities(qids)
+    pictures = wikidata.pictures([i for i in instances if i.qid not in skip])
     rank = (wikidata_class.image_sources.aggregate(top=Max("rank"))["top"] or 0) + 1
-    for qid in qids:
-        images = wikidata.best_values(entities.get(qid) or {}, "P18")
-        if not images or images[0][:255] in planned_names:
+    for qid, picture in pictures.items():
+        if not picture or picture[:255] in planned_names:
             continue
         status = ImageSource.Status.SPARE
-        planned_names.add(_add_source(wikidata_class, images[0], Origin.INSTANCE_P18, qid, rank, status))
+        planned_names.add(_add_source(wikidata_class, picture, Origin.INSTANCE_P18, qid, rank, status))
         rank += 1
 
 

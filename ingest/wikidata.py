@@ -31,12 +31,16 @@ SELECT ?item ?itemLabel ?itemDescription ?article ?image ?instances WHERE {{
 """
 
 # Well-known instances of a class that have an image: the most linked-to (sitelinks) among a bounded
-# sample, so a class with millions of instances (human) stays within the service's time limit.
+# sample, so a class with millions of instances (human) stays within the service's time limit. With each,
+# how many images it has and one of them: wdt: gives the best statements' values (preferred over normal,
+# never deprecated), as best_values reads them; the service does not keep the statements' order, so an
+# instance with several is read from its entity (pictures).
 INSTANCES_QUERY = """
-SELECT ?item ?links WHERE {{
+SELECT ?item ?links (COUNT(?image) AS ?images) (SAMPLE(?image) AS ?picture) WHERE {{
   {{ SELECT ?item WHERE {{ ?item wdt:P31 wd:{qid}; wdt:P18 [] }} LIMIT {sample} }}
-  ?item wikibase:sitelinks ?links .
+  ?item wikibase:sitelinks ?links; wdt:P18 ?image .
 }}
+GROUP BY ?item ?links
 ORDER BY DESC(?links) LIMIT {limit}
 """
 
@@ -96,10 +100,40 @@ def class_from_row(row):
     )
 
 
+@dataclass
+class Instance:
+    qid: str
+    picture: str | None  # its P18 image's file name ("" if not a file); None: it has several, unread
+
+
 def instances_with_images(qid, limit, sample=INSTANCES_SAMPLE):
-    """QIDs of well-known instances of a class that have an image (P18), best known first."""
+    """Well-known instances of a class that have an image (P18), best known first, as Instances."""
     rows = sparql(INSTANCES_QUERY.format(qid=qid, limit=int(limit), sample=int(sample)))
-    return [q for q in (qid_from_uri(row.get("item", "")) for row in rows) if q]
+    instances = []
+    for row in rows:
+        instance = qid_from_uri(row.get("item", ""))
+        if instance:
+            only = row.get("images") == "1"
+            instances.append(
+                Instance(instance, file_from_filepath_url(row.get("picture", "")) if only else None)
+            )
+    return instances
+
+
+def pictures(instances):
+    """{QID: picture file name, "" if none} of Instances, in their order: the first of best_values(P18), as
+    for a class's own image. Those with several best-ranked images are read from their entities
+    (wbgetentities), whose statements keep the item's order; the others cost no request."""
+    several = [i.qid for i in instances if i.picture is None]
+    entities = get_entities(several)  # no request when none
+    found = {}
+    for instance in instances:
+        if instance.picture is None:
+            images = best_values(entities.get(instance.qid) or {}, "P18")
+            found[instance.qid] = images[0] if images else ""
+        else:
+            found[instance.qid] = instance.picture
+    return found
 
 
 def get_entities(qids):

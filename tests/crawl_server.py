@@ -32,6 +32,30 @@ def load_entity(path):
     return document
 
 
+ENTITY = "http://www.wikidata.org/entity/"
+FILEPATH = "http://commons.wikimedia.org/wiki/Special:FilePath/"
+# What the query service has for an unknown value (somevalue): a blank node, skolemised.
+UNKNOWN_VALUE = "http://www.wikidata.org/.well-known/genid/"
+
+
+def truthy_values(entity, prop):
+    """The values the query service has for wdt:prop (its truthy triples) of an entity from wbgetentities:
+    those of the best-ranked statements (preferred, else normal; deprecated never), unknown values included,
+    "no value" statements giving none. Commons files as the service writes them: FilePath URLs."""
+    statements = (entity.get("claims") or {}).get(prop) or []
+    best = [s for s in statements if s.get("rank") == "preferred"] or [
+        s for s in statements if s.get("rank") == "normal"
+    ]
+    values = []
+    for statement in best:
+        snak = statement["mainsnak"]
+        if snak["snaktype"] == "somevalue":
+            values.append(UNKNOWN_VALUE + statement.get("id", "").replace("$", "-"))
+        elif snak["snaktype"] == "value":
+            values.append(FILEPATH + quote(snak["datavalue"]["value"]))
+    return values
+
+
 def picture_bytes(seed, size=(96, 72)):
     """A distinct, decodable JPEG per seed (the crawler only needs real image bytes)."""
     image = Image.new("RGB", size)
@@ -216,17 +240,27 @@ class FakeWikimedia:
         query = params.get("query", "")
         instance_of = re.search(r"wdt:P31 wd:(Q\d+)", query)
         if instance_of:
-            # The service honours the outer LIMIT (the inner one samples the instances it ranks).
-            limit = int(re.search(r"LIMIT (\d+)\s*$", query).group(1))
-            qids = self.instances.get(instance_of.group(1), [])[:limit]
-            rows = [
-                {"item": f"http://www.wikidata.org/entity/{q}", "links": 100 - i} for i, q in enumerate(qids)
-            ]
-            return self.json(sparql_document(["item", "links"], rows), SPARQL_JSON)
+            return self.json(self.gallery_answer(query, instance_of.group(1)), SPARQL_JSON)
         limit = int(re.search(r"LIMIT (\d+)", query).group(1))
         offset = int(re.search(r"OFFSET (\d+)", query).group(1))
         variables = ["item", "itemLabel", "itemDescription", "article", "image", "instances"]
         return self.json(sparql_document(variables, self.classes[offset : offset + limit]), SPARQL_JSON)
+
+    def gallery_answer(self, query, qid):
+        """The gallery query's answer: the class's instances that have a truthy P18 (wdt:P18 []), best known
+        first, up to the outer LIMIT (the inner one samples the instances the service ranks); with the
+        number of their truthy images and one of them, when the query projects those (?images, ?picture)."""
+        limit = int(re.search(r"LIMIT (\d+)\s*$", query).group(1))
+        projected = re.findall(r"(?:^|\s|AS )\?(\w+)", query.split("WHERE", 1)[0])
+        rows = []
+        for instance in self.instances.get(qid, []):
+            images = truthy_values(self.entities.get(instance, {}), "P18")
+            if images:
+                # SAMPLE: any one of them; here the last, so that a crawler taking it for the first is seen.
+                found = {"images": len(images), "picture": images[-1]}
+                rows.append({"item": ENTITY + instance, "links": 100 - len(rows), **found})
+        rows = [{name: row[name] for name in projected} for row in rows[:limit]]
+        return sparql_document(projected, rows)
 
     def answer_wikidata(self, request, params):
         entities = {}

@@ -82,7 +82,6 @@ def test_the_constants_are_the_settings_and_code_they_name(settings):
     assert capacity.HTTP_MIN_INTERVAL_S == settings.REVIMG_HTTP_MIN_INTERVAL
     assert capacity.THUMB_WIDTH == settings.REVIMG_THUMB_WIDTH
     assert (capacity.THUMBNAIL_SIDE,) * 2 == store.THUMBNAIL_SIZE
-    assert capacity.ENTITIES_PER_REQUEST == wikidata.ENTITIES_PER_REQUEST
     assert capacity.INSTANCES_PER_WANTED == crawl.INSTANCES_PER_WANTED
     page_size = inspect.signature(wikidata.top_classes).parameters["page_size"].default
     assert page_size == capacity.CLASSES_PER_PAGE

@@ -1,5 +1,6 @@
 """Images per class: own P18, else the article's first real picture; a gallery; Commons licences; faults."""
 
+import copy
 import json
 
 import pytest
@@ -60,6 +61,43 @@ def test_a_class_gets_its_own_p18_then_a_gallery_of_well_known_instances(classes
         ("Gujo Gifu Japan.jpg", "instance", "Q857243"),
         ("Verla.JPG", "instance", "Q217447"),
     ]
+
+
+def rank_pictures(entity, ranked):
+    """Give the item these P18 statements, in this order: (rank, file name) pairs."""
+    template = entity["claims"]["P18"][0]
+    statements = []
+    for n, (rank, name) in enumerate(ranked):
+        statement = copy.deepcopy(template)
+        statement["mainsnak"]["datavalue"]["value"], statement["rank"] = name, rank
+        statement["id"] = f"{entity['id']}${n}"
+        statements.append(statement)
+    entity["claims"]["P18"] = statements
+
+
+def test_each_instance_shows_the_first_of_its_best_ranked_pictures(wiki):
+    """The gallery query names an instance's picture when it has one best-ranked P18 (the query service's
+    truthy value: preferred over normal, never deprecated); one with several is read from Wikidata, whose
+    statements keep the item's order."""
+    instances = wiki.add_gallery_class("Q3305213", "painting", "Own.jpg", ["0.jpg", "1.jpg", "2.jpg"])
+    ranked = [
+        [("normal", "Normal 0.jpg"), ("preferred", "Preferred 0.jpg"), ("deprecated", "Deprecated 0.jpg")],
+        [("deprecated", "Deprecated 1.jpg"), ("normal", "Normal 1.jpg")],
+        [("normal", "Normal 2.jpg"), ("preferred", "Preferred 2a.jpg"), ("preferred", "Preferred 2b.jpg")],
+    ]
+    for qid, pictures in zip(instances, ranked, strict=True):
+        rank_pictures(wiki.entities[qid], pictures)
+    ids, _ = run_classes(1)
+
+    crawl.plan_images(ids[0], per_class=4)
+
+    assert [(s.commons_file, s.origin_detail) for s in sources("Q3305213")[1:]] == [
+        ("Preferred 0.jpg", instances[0]),
+        ("Normal 1.jpg", instances[1]),
+        ("Preferred 2a.jpg", instances[2]),
+    ]
+    read = [r["ids"] for r in wiki.requests_to("wikidata")]
+    assert read == ["Q3305213", instances[2]]  # the class, then the one instance with several pictures
 
 
 def test_without_a_usable_p18_the_image_comes_from_the_english_article(classes):
