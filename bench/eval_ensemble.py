@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import eval_verdict
+from bench import embed_throughput, eval_verdict
 from search import verdict
 
 EMBEDDERS = {
@@ -171,16 +171,6 @@ def sample_photos(count=64):
     return [open_image(path.read_bytes()) for path, _ in files]
 
 
-def single_image_ms(embedder, images):
-    """Median ms of embed([one image]) over the images."""
-    times = []
-    for image in images:
-        start = time.perf_counter()
-        embedder.embed([image])
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def batch_rate(embedder, images):
     """Images/s of the model alone on batches of BATCH preprocessed images (members one after another)."""
     from catalog.imagefile import preprocess
@@ -209,7 +199,12 @@ def cost(repeats):
         for label in labels[repeat % len(labels) :] + labels[: repeat % len(labels)]:
             embedder = embedders[label]
             embedder.embed(images[:2])  # warm
-            rows[label].append((single_image_ms(embedder, images[:20]), batch_rate(embedder, images)))
+            rows[label].append(
+                (
+                    embed_throughput.single_image_latency_ms(embedder, images[:20]),
+                    batch_rate(embedder, images),
+                )
+            )
         print(f"  repeat {repeat + 1}: load average {os.getloadavg()[0]:.2f}")
     print(f"  {'embedder':18s} {'dim':>5s} {'ms/picture':>11s} {'batch img/s':>12s}   (ratios to {BASELINE})")
     for label, embedder in embedders.items():
