@@ -30,6 +30,7 @@ def build(say, progress=no_progress):
     count = CatalogImage.objects.count()
     if count:
         say(f"The catalog already has {count} images; starter catalog not needed.")
+        say_stale(say)
         return
     url = settings.REVIMG_WIKIDATA_API_URL
     reason = http.unreachable_reason(url, PROBE_TIMEOUT)
@@ -49,6 +50,17 @@ def build(say, progress=no_progress):
         import_local(say, progress)
     if CatalogImage.objects.exists():
         find_suspects(say)
+
+
+def say_stale(say):
+    """Point at embed_images when the model changed since pictures were embedded: `make run` must not wait
+    for a re-embedding (hours for a large catalog), and search answers from the older vectors meanwhile."""
+    stale = CatalogImage.objects.stale().count()
+    if stale:
+        say(
+            f"{stale} of them were embedded by an earlier model version; run `python manage.py embed_images`"
+            " to embed them again (search answers meanwhile)."
+        )
 
 
 def import_local(say, progress=no_progress):

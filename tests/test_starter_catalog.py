@@ -11,7 +11,7 @@ from catalog.http import crawler as http
 from catalog.models import CatalogImage, Suspect, WikidataClass
 from ingest.folder_metadata import METADATA_FILE
 from ingest.models import IngestRun
-from tests.catalog_factories import same_pixels_other_bytes
+from tests.catalog_factories import make_image, same_pixels_other_bytes
 from tests.crawl_server import picture_bytes, standard_scenario
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +39,19 @@ def test_a_catalog_with_images_is_left_alone(offline):
     wikidata_class = WikidataClass.objects.create(label="mug")
     store.save(wikidata_class, store.prepare(picture_bytes(1), origin="local"), None)
     assert starter() == ["The catalog already has 1 images; starter catalog not needed."]
+
+
+def test_a_catalog_embedded_by_an_earlier_model_is_left_alone_with_a_hint_to_embed_it_again(offline):
+    mugs = WikidataClass.objects.create(label="mug")
+    make_image(mugs, 1)
+    earlier = make_image(mugs, 2)
+    CatalogImage.objects.filter(pk=earlier.pk).update(embedding_version="imagenet-57934424/v1")
+
+    assert starter() == [
+        "The catalog already has 2 images; starter catalog not needed.",
+        "1 of them were embedded by an earlier model version; run `python manage.py embed_images` to embed"
+        " them again (search answers meanwhile).",
+    ]
 
 
 def test_offline_without_a_folder_it_says_so_in_one_line_and_tells_how_to_import(offline, settings, tmp_path):
