@@ -194,6 +194,10 @@ class CatalogImageQuerySet(models.QuerySet):
     def stale(self):
         return self.filter(stale_q())
 
+    def stored_hashes(self, sha256s):
+        """The set of these content hashes (SHA-256) the catalog holds, in one query."""
+        return set(self.filter(sha256__in=sha256s).values_list("sha256", flat=True))
+
     def credits(self):
         """In one query: how many of these images (pictures), of how many classes, and their distinct
         sources, each a dict of name, license and license_url. A picture crawled from Commons has the source

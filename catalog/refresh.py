@@ -55,9 +55,7 @@ def reembed(ids, batch_size=32):
         for (image, picture), vector in zip(decoded, vectors, strict=True):
             store.set_embedding(image, vector)
             image.phash = image.phash or store.perceptual_hash(picture)
-            image.save(
-                update_fields=["embedding", "embedding_model", "embedding_version", "embedded_at", "phash"]
-            )
+            image.save(update_fields=[*store.EMBEDDING_FIELDS, "phash"])
             summary.done += 1
     return summary
 

@@ -82,6 +82,10 @@ def embed(candidates):
     return get_embedder().embed([c.image for c in candidates])
 
 
+# The columns set_embedding sets: what a save of a re-embedded row writes (update_fields).
+EMBEDDING_FIELDS = ("embedding", "embedding_model", "embedding_version", "embedded_at")
+
+
 def set_embedding(image, vector):
     image.embedding = vector
     image.embedding_model = MODEL_NAME

@@ -279,7 +279,7 @@ def save_vectors(embedded):
     """Save the vectors of (stored image, vector) pairs: the model's answer for images stored before."""
     for image, vector in embedded:
         store.set_embedding(image, vector)
-        image.save(update_fields=["embedding", "embedding_model", "embedding_version", "embedded_at"])
+        image.save(update_fields=store.EMBEDDING_FIELDS)
 
 
 def _metadata(source, info):

@@ -134,9 +134,7 @@ def _read_all(chunk, summary):
 def _unseen(files, metadata, summary):
     """The files whose content the catalog does not hold yet, found with one query per batch; those it
     holds are given metadata's licence if they were imported without any."""
-    known = set(
-        CatalogImage.objects.filter(sha256__in=[f.sha256 for f in files]).values_list("sha256", flat=True)
-    )
+    known = CatalogImage.objects.stored_hashes([f.sha256 for f in files])
     summary.skipped += sum(f.sha256 in known for f in files)
     if known and metadata.license:
         summary.licensed += (
@@ -201,11 +199,7 @@ def _store_batch(pending, classes, summary):
 def _new_entries(entries, summary):
     """entries without the content stored since the batch was read (by the batch before it) and without
     a second copy of one content within the batch; those count as skipped."""
-    known = set(
-        CatalogImage.objects.filter(sha256__in=[file.sha256 for (file, _, _), _ in entries]).values_list(
-            "sha256", flat=True
-        )
-    )
+    known = CatalogImage.objects.stored_hashes([file.sha256 for (file, _, _), _ in entries])
     kept = []
     for entry in entries:
         sha256 = entry[0][0].sha256

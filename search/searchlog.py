@@ -1,8 +1,8 @@
 """One log line per search, the page's and the API's alike, and a signal for whoever counts searches.
 
 A line says what kind of search it was (upload, url, similar, or shared: an upload's kept query searched
-again from its link), how it ended (status, match and the answer's state, or the refusal's code), how long it took and how many
-results were asked for. Never what was searched: not the picture, not its file name, not the address we
+again from its link), how it ended (status, match and the answer's state, or the refusal's code), how long
+it took and how many results were asked for. Never what was searched: not the picture, not its file name, not the address we
 were asked to fetch (it may carry someone's token or say who they are), not a shared link's token, and no
 query string. Refusal messages are left out too, since some quote the address.
 """
